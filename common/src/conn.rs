@@ -1,0 +1,457 @@
+//! The server side of one HTTP/1.1 connection, as a state machine with no IO in it.
+//!
+//! # Theory of operation
+//!
+//! The driver (a model in `servers/`) owns the socket; the [`Connection`] owns the protocol. The
+//! calling order, repeated until [`Connection::want`] says [`Want::Close`]:
+//!
+//! 1. Read into [`Connection::read_buf`], then report the count with [`Connection::received`]
+//!    (0 means the peer closed its side). [`Connection::feed`] does both from a slice.
+//! 2. Take each complete request with [`Connection::next_request`], have the service answer it (in
+//!    the model's own way: now, after a delay, after a CPU job) and hand the answer back with
+//!    [`Connection::respond`]. At most one request is out at a time, so pipelined requests are
+//!    answered in order; the next one is parsed only once the previous one has its answer.
+//! 3. Write [`Connection::output`] and report what was written with
+//!    [`Connection::consume_output`]. Everything answered so far goes out in one write.
+//! 4. Sleep until readiness or [`Connection::poll_timeout`]; on the deadline call
+//!    [`Connection::handle_timeout`].
+//!
+//! The states, one request at a time:
+//!
+//! - `Head`: bytes of a request head are awaited or arriving. With nothing buffered the connection
+//!   is idle: its deadline is the keep-alive timeout (the header timeout for a new connection); once
+//!   a byte arrives the header timeout runs. A complete head moves to `Body` (or straight to
+//!   `Ready`); an invalid one queues an error response and moves to `Closing`.
+//! - `Body`: the body is being de-framed. `Expect: 100-continue` queues `100 Continue` here, and
+//!   only when the body is wanted (not for a 413) and not already arrived. The body timeout runs
+//!   and restarts whenever bytes arrive.
+//! - `Ready`: a complete request waits for [`Connection::next_request`].
+//! - `Handling`: the service has the request. No deadline runs and no input is parsed.
+//! - `Closing`: a last response is queued; once written, the connection is closed.
+//! - `Closed`: nothing more to do.
+//!
+//! Keep-alive: HTTP/1.1 stays open unless either side says `Connection: close`; HTTP/1.0 closes
+//! unless the client asked for `keep-alive`. After the peer's EOF the requests already buffered are
+//! still answered, then the connection closes. [`Connection::shutdown`] (graceful server stop)
+//! closes an idle connection at once and makes the answer to an in-flight request the last.
+//! Any protocol error answers with its status and `Connection: close`, and closes.
+
+use crate::body::BodyDecoder;
+use crate::date::DateCache;
+use crate::encode::{encode_response, EncodeCtx, CONTINUE};
+use crate::error::ProtoError;
+use crate::head::{parse_head, scan_head, HeadLimits, HeadScan};
+use crate::request::{Request, Version};
+use crate::response::Response;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The smallest free space [`Connection::read_buf`] offers.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Limits and timeouts of one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Head limits (request line, head bytes, header count).
+    pub head: HeadLimits,
+    /// Largest request body, decoded (413 beyond).
+    pub max_body_bytes: u64,
+    /// Time allowed to receive a whole head, from its first byte (or from accept).
+    pub header_timeout: Duration,
+    /// Time an idle keep-alive connection is kept open.
+    pub keep_alive_timeout: Duration,
+    /// Time allowed between two reads of a body before it is given up.
+    pub body_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            head: HeadLimits::default(),
+            max_body_bytes: 1024 * 1024,
+            header_timeout: Duration::from_secs(5),
+            keep_alive_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the connection needs from its driver next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Output is queued: write [`Connection::output`].
+    Write,
+    /// A request is ready: call [`Connection::next_request`].
+    Handle,
+    /// More input is needed.
+    Read,
+    /// The service has the request; wait for its answer.
+    Wait,
+    /// Close the connection.
+    Close,
+}
+
+#[derive(Debug)]
+enum State {
+    Head(HeadScan),
+    Body {
+        request: Request,
+        decoder: BodyDecoder,
+        continued: bool,
+    },
+    Ready(Request),
+    Handling {
+        version: Version,
+        head_only: bool,
+        keep_alive: bool,
+    },
+    Closing,
+    Closed,
+}
+
+/// The server side of one HTTP/1.1 connection. See the module docs for the calling order.
+#[derive(Debug)]
+pub struct Connection {
+    limits: Limits,
+    state: State,
+    /// Input: `buf[start..filled]` is received and not yet consumed.
+    buf: Vec<u8>,
+    start: usize,
+    filled: usize,
+    out: Vec<u8>,
+    out_pos: usize,
+    deadline: Option<Instant>,
+    peer_eof: bool,
+    draining: bool,
+    rejection: Option<ProtoError>,
+    date: DateCache,
+    /// Wall-clock time at `epoch`: the `Date` header follows `now` from there, so the core never
+    /// reads the clock itself.
+    wall: SystemTime,
+    epoch: Instant,
+}
+
+impl Connection {
+    /// A connection just accepted at `now` (`wall` is the same moment on the wall clock): the
+    /// header timeout starts at once, so a client that connects and sends nothing is closed.
+    pub fn new(limits: Limits, now: Instant, wall: SystemTime) -> Connection {
+        Connection {
+            limits,
+            state: State::Head(HeadScan::default()),
+            buf: Vec::new(),
+            start: 0,
+            filled: 0,
+            out: Vec::new(),
+            out_pos: 0,
+            deadline: Some(now + limits.header_timeout),
+            peer_eof: false,
+            draining: false,
+            rejection: None,
+            date: DateCache::default(),
+            wall,
+            epoch: now,
+        }
+    }
+
+    /// Free space to read into; report what was read with [`Connection::received`].
+    pub fn read_buf(&mut self) -> &mut [u8] {
+        if self.start == self.filled {
+            self.start = 0;
+            self.filled = 0;
+        }
+        if self.buf.len() - self.filled < READ_CHUNK {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.filled, 0);
+                self.filled -= self.start;
+                self.start = 0;
+            }
+            if self.buf.len() - self.filled < READ_CHUNK {
+                self.buf.resize(self.filled + READ_CHUNK, 0);
+            }
+        }
+        &mut self.buf[self.filled..]
+    }
+
+    /// Reports `n` bytes read into [`Connection::read_buf`]; 0 means the peer closed its side.
+    pub fn received(&mut self, n: usize, now: Instant) {
+        if n == 0 {
+            self.peer_eof = true;
+        } else {
+            self.filled += n;
+            if let State::Body { .. } = self.state {
+                self.deadline = Some(now + self.limits.body_timeout);
+            } else if let State::Head(_) = self.state {
+                if self.filled - self.start == n && self.deadline_is_idle() {
+                    self.deadline = Some(now + self.limits.header_timeout);
+                }
+            }
+        }
+        self.advance(now);
+    }
+
+    /// Copies `bytes` in as if read from the socket (empty means EOF).
+    pub fn feed(&mut self, mut bytes: &[u8], now: Instant) {
+        if bytes.is_empty() {
+            return self.received(0, now);
+        }
+        while !bytes.is_empty() {
+            let space = self.read_buf();
+            let n = space.len().min(bytes.len());
+            space[..n].copy_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            self.received(n, now);
+        }
+    }
+
+    /// The next complete request, if one is ready.
+    pub fn next_request(&mut self) -> Option<Request> {
+        if !matches!(self.state, State::Ready(_)) {
+            return None;
+        }
+        let State::Ready(request) = std::mem::replace(&mut self.state, State::Closed) else {
+            unreachable!("checked just above");
+        };
+        self.state = State::Handling {
+            version: request.version,
+            head_only: request.method() == "HEAD",
+            keep_alive: request.keep_alive,
+        };
+        self.deadline = None;
+        Some(request)
+    }
+
+    /// Queues the answer to the request last taken with [`Connection::next_request`]; `now`
+    /// dates it and starts the next deadline.
+    pub fn respond(&mut self, resp: &Response, now: Instant) {
+        let State::Handling {
+            version,
+            head_only,
+            keep_alive,
+        } = self.state
+        else {
+            return;
+        };
+        let keep_alive = keep_alive && !resp.close && !self.draining;
+        let wall = self.wall_at(now);
+        self.compact_output();
+        let ctx = EncodeCtx {
+            version,
+            head_only,
+            keep_alive,
+            date: self.date.get(wall),
+        };
+        encode_response(resp, ctx, &mut self.out);
+        if keep_alive {
+            self.state = State::Head(HeadScan::default());
+            self.deadline = Some(now + self.limits.keep_alive_timeout);
+            if self.filled > self.start {
+                self.deadline = Some(now + self.limits.header_timeout);
+            }
+            self.advance(now);
+        } else {
+            self.state = State::Closing;
+            self.deadline = None;
+        }
+    }
+
+    /// Bytes waiting to be written.
+    pub fn output(&self) -> &[u8] {
+        &self.out[self.out_pos..]
+    }
+
+    /// Reports `n` bytes of [`Connection::output`] written.
+    pub fn consume_output(&mut self, n: usize) {
+        self.out_pos = (self.out_pos + n).min(self.out.len());
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+            if matches!(self.state, State::Closing) {
+                self.state = State::Closed;
+            }
+        }
+    }
+
+    /// What the driver should do next.
+    pub fn want(&self) -> Want {
+        if self.out_pos < self.out.len() {
+            return Want::Write;
+        }
+        match self.state {
+            State::Ready(_) => Want::Handle,
+            State::Handling { .. } => Want::Wait,
+            State::Head(_) | State::Body { .. } => Want::Read,
+            State::Closing | State::Closed => Want::Close,
+        }
+    }
+
+    /// When [`Connection::handle_timeout`] should be called, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Applies the deadline if `now` has reached it: an idle connection closes quietly, a head or
+    /// body that stopped arriving gets 408 and closes.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(deadline) = self.deadline else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        self.deadline = None;
+        match self.state {
+            State::Head(_) if self.is_idle() => self.state = State::Closed,
+            State::Head(_) | State::Body { .. } => self.reject(ProtoError::HeadTimeout, now),
+            _ => {}
+        }
+    }
+
+    /// Graceful stop: an idle connection closes now, a busy one after its current answer.
+    pub fn shutdown(&mut self) {
+        self.draining = true;
+        if self.is_idle() {
+            self.state = State::Closed;
+            self.deadline = None;
+        }
+    }
+
+    /// Whether the connection waits for a new request with nothing buffered and nothing to write.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Head(_))
+            && self.start == self.filled
+            && self.out_pos == self.out.len()
+    }
+
+    /// Gives the buffers' memory back while the connection is idle (nginx does the same), so an
+    /// idle keep-alive connection costs a few hundred bytes.
+    pub fn release_buffers(&mut self) {
+        if self.is_idle() {
+            self.buf = Vec::new();
+            self.out = Vec::new();
+            self.start = 0;
+            self.filled = 0;
+            self.out_pos = 0;
+        }
+    }
+
+    /// The protocol error that closed this connection, if one did.
+    pub fn rejection(&self) -> Option<ProtoError> {
+        self.rejection
+    }
+
+    fn wall_at(&self, now: Instant) -> SystemTime {
+        self.wall + now.saturating_duration_since(self.epoch)
+    }
+
+    /// Whether the deadline now running is the idle one (no request begun).
+    fn deadline_is_idle(&self) -> bool {
+        matches!(self.state, State::Head(scan) if scan.skipped() == 0)
+    }
+
+    fn compact_output(&mut self) {
+        if self.out_pos > 0 {
+            self.out.drain(..self.out_pos);
+            self.out_pos = 0;
+        }
+    }
+
+    /// Moves the state machine forward over buffered input as far as it can go.
+    fn advance(&mut self, now: Instant) {
+        loop {
+            match &mut self.state {
+                State::Head(scan) => {
+                    let input = &self.buf[self.start..self.filled];
+                    let mut scan_now = *scan;
+                    let found = scan_head(input, &mut scan_now, &self.limits.head);
+                    *scan = scan_now;
+                    match found {
+                        Err(e) => return self.reject(e, now),
+                        Ok(None) => {
+                            if self.peer_eof {
+                                self.state = State::Closed;
+                            }
+                            return;
+                        }
+                        Ok(Some(end)) => {
+                            let skipped = scan_now.skipped();
+                            let head_bytes = &self.buf[self.start + skipped..self.start + end];
+                            let head = match parse_head(head_bytes, &self.limits.head) {
+                                Ok(head) => head,
+                                Err(e) => return self.reject(e, now),
+                            };
+                            self.start += end;
+                            if let crate::head::Framing::Length(n) = head.framing {
+                                if n > self.limits.max_body_bytes {
+                                    return self.reject(ProtoError::BodyTooLarge, now);
+                                }
+                            }
+                            self.state = State::Body {
+                                request: head.request,
+                                decoder: BodyDecoder::new(head.framing),
+                                continued: !head.expect_continue,
+                            };
+                            self.deadline = Some(now + self.limits.body_timeout);
+                        }
+                    }
+                }
+                State::Body {
+                    request,
+                    decoder,
+                    continued,
+                } => {
+                    let input = &self.buf[self.start..self.filled];
+                    let progress = decoder.decode(
+                        input,
+                        &mut request.body,
+                        &mut request.trailers,
+                        self.limits.max_body_bytes,
+                        self.limits.head.max_head_bytes,
+                    );
+                    match progress {
+                        Err(e) => return self.reject(e, now),
+                        Ok(p) => {
+                            self.start += p.consumed;
+                            if p.done {
+                                let State::Body { request, .. } =
+                                    std::mem::replace(&mut self.state, State::Closed)
+                                else {
+                                    unreachable!("matched above");
+                                };
+                                self.state = State::Ready(request);
+                                self.deadline = None;
+                            } else if self.peer_eof {
+                                self.state = State::Closed;
+                                return;
+                            } else {
+                                if !*continued {
+                                    *continued = true;
+                                    self.compact_output();
+                                    self.out.extend_from_slice(CONTINUE);
+                                }
+                                return;
+                            }
+                        }
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Queues the error response for `e`, drops the rest of the input, and heads for close.
+    fn reject(&mut self, e: ProtoError, now: Instant) {
+        self.rejection = Some(e);
+        self.start = self.filled;
+        self.deadline = None;
+        let resp = Response::text(e.status(), format!("{}\n", e.reason()));
+        let wall = self.wall_at(now);
+        self.compact_output();
+        let ctx = EncodeCtx {
+            version: Version::Http11,
+            head_only: false,
+            keep_alive: false,
+            date: self.date.get(wall),
+        };
+        encode_response(&resp, ctx, &mut self.out);
+        self.state = State::Closing;
+    }
+}

@@ -1,0 +1,334 @@
+//! Request-head parsing: `httparse` does the tokenising, this module adds what RFC 9112 requires of
+//! a strict origin server and `httparse` leaves to its caller (line endings, obs-fold, Host, the
+//! framing headers, limits with the right status).
+//!
+//! Calling order: [`scan_head`] as bytes arrive (it finds the end of the head and rejects bad line
+//! endings early, resuming where it stopped), then [`parse_head`] once on the complete head.
+
+use crate::error::ProtoError;
+use crate::request::{Request, Version};
+
+/// Limits applied while a head is parsed.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    /// Longest request line, in bytes (414 beyond).
+    pub max_request_line: usize,
+    /// Largest head, request line included, in bytes (431 beyond).
+    pub max_head_bytes: usize,
+    /// Most header fields (431 beyond).
+    pub max_headers: usize,
+}
+
+impl Default for HeadLimits {
+    fn default() -> Self {
+        HeadLimits {
+            max_request_line: 8 * 1024,
+            max_head_bytes: 16 * 1024,
+            max_headers: 100,
+        }
+    }
+}
+
+/// How the body of a request is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+}
+
+/// A parsed head: the request without its body, and what the connection needs to read the body.
+#[derive(Debug)]
+pub struct Head {
+    /// The request, body still empty.
+    pub request: Request,
+    /// How the body is framed.
+    pub framing: Framing,
+    /// The client sent `Expect: 100-continue`.
+    pub expect_continue: bool,
+}
+
+/// Progress of [`scan_head`] over a buffer that grows between calls.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct HeadScan {
+    /// Bytes already checked.
+    scanned: usize,
+    /// Leading empty lines skipped before the request line (RFC 9112 section 2.2).
+    skipped: usize,
+    /// Whether the request line has been seen complete.
+    line_done: bool,
+}
+
+impl HeadScan {
+    /// Bytes of leading empty lines that precede the request line.
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+}
+
+/// Looks for the end of the head in `buf`, checking line endings as it goes. Returns the length of
+/// the head including its final CRLF CRLF (and any skipped leading empty lines), `None` while it
+/// is still incomplete.
+pub fn scan_head(
+    buf: &[u8],
+    scan: &mut HeadScan,
+    limits: &HeadLimits,
+) -> Result<Option<usize>, ProtoError> {
+    // Empty lines before the request line are ignored; bound them like the head itself.
+    if !scan.line_done && scan.scanned == scan.skipped {
+        while buf[scan.skipped..].starts_with(b"\r\n") {
+            scan.skipped += 2;
+            scan.scanned = scan.skipped;
+            if scan.skipped > limits.max_head_bytes {
+                return Err(ProtoError::HeadTooLarge);
+            }
+        }
+        if buf.len() == scan.skipped + 1 && buf[scan.skipped] == b'\r' {
+            return Ok(None);
+        }
+    }
+    let mut i = scan.scanned;
+    while i < buf.len() {
+        match buf[i] {
+            b'\r' => match buf.get(i + 1) {
+                None => break, // the LF may come with the next read
+                Some(b'\n') => {
+                    if !scan.line_done {
+                        scan.line_done = true;
+                        if i - scan.skipped > limits.max_request_line {
+                            return Err(ProtoError::RequestLineTooLong);
+                        }
+                    }
+                    // An empty line ends the head; a line starting with whitespace is obs-fold.
+                    match buf.get(i + 2) {
+                        None => {
+                            i += 2;
+                            break;
+                        }
+                        Some(b' ' | b'\t') => return Err(ProtoError::ObsFold),
+                        Some(b'\r') => match buf.get(i + 3) {
+                            None => {
+                                i += 2;
+                                break;
+                            }
+                            Some(b'\n') => {
+                                let end = i + 4;
+                                if end - scan.skipped > limits.max_head_bytes {
+                                    return Err(ProtoError::HeadTooLarge);
+                                }
+                                scan.scanned = end;
+                                return Ok(Some(end));
+                            }
+                            Some(_) => return Err(ProtoError::BareLineEnding),
+                        },
+                        Some(_) => i += 2,
+                    }
+                }
+                Some(_) => return Err(ProtoError::BareLineEnding),
+            },
+            b'\n' => return Err(ProtoError::BareLineEnding),
+            _ => i += 1,
+        }
+    }
+    scan.scanned = i;
+    let seen = buf.len() - scan.skipped;
+    if !scan.line_done && seen > limits.max_request_line {
+        return Err(ProtoError::RequestLineTooLong);
+    }
+    if seen > limits.max_head_bytes {
+        return Err(ProtoError::HeadTooLarge);
+    }
+    Ok(None)
+}
+
+/// Parses a complete head (as found by [`scan_head`], without the skipped leading empty lines).
+pub fn parse_head(head: &[u8], limits: &HeadLimits) -> Result<Head, ProtoError> {
+    let mut storage = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut parsed = httparse::Request::new(&mut storage);
+    match parsed.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(ProtoError::BadSyntax),
+        Err(e) => return Err(classify(e, head)),
+    }
+    let version = match parsed.version {
+        Some(0) => Version::Http10,
+        Some(1) => Version::Http11,
+        _ => return Err(ProtoError::UnsupportedVersion),
+    };
+    let base = head.as_ptr() as usize;
+    let span = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        start..start + s.len()
+    };
+    let method = parsed.method.ok_or(ProtoError::BadSyntax)?;
+    let target = parsed.path.ok_or(ProtoError::BadSyntax)?;
+    check_target(method, target)?;
+
+    let mut hosts = 0;
+    let mut length: Option<u64> = None;
+    let mut codings: Option<Vec<String>> = None;
+    let mut close = false;
+    let mut keep_alive = false;
+    let mut expect_continue = false;
+    let mut headers = Vec::with_capacity(parsed.headers.len());
+    for h in parsed.headers.iter() {
+        if h.value
+            .iter()
+            .any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f))
+        {
+            return Err(ProtoError::BadHeaderValue);
+        }
+        headers.push((span(h.name.as_bytes()), span(h.value)));
+        let name = h.name;
+        if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case("content-length") {
+            if length.is_some() {
+                return Err(ProtoError::BadContentLength);
+            }
+            length = Some(parse_length(h.value)?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            let list = codings.get_or_insert_with(Vec::new);
+            let value =
+                std::str::from_utf8(h.value).map_err(|_| ProtoError::BadTransferEncoding)?;
+            if value.trim().is_empty() {
+                return Err(ProtoError::BadTransferEncoding);
+            }
+            list.extend(
+                value
+                    .split(',')
+                    .map(|c| c.trim().to_ascii_lowercase())
+                    .filter(|c| !c.is_empty()),
+            );
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in h.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case("expect") {
+            if h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue") {
+                expect_continue = version == Version::Http11;
+            } else {
+                return Err(ProtoError::BadExpectation);
+            }
+        }
+    }
+    if hosts > 1 || (hosts == 0 && version == Version::Http11) {
+        return Err(ProtoError::BadHost);
+    }
+    let framing = match (codings, length) {
+        (Some(_), Some(_)) => return Err(ProtoError::LengthAndEncoding),
+        (Some(_), None) if version == Version::Http10 => {
+            return Err(ProtoError::BadTransferEncoding)
+        }
+        (Some(list), None) => check_codings(&list)?,
+        (None, Some(0)) | (None, None) => Framing::Empty,
+        (None, Some(n)) => Framing::Length(n),
+    };
+    let keep_alive = match version {
+        Version::Http11 => !close,
+        Version::Http10 => keep_alive && !close,
+    };
+    let request = Request {
+        method: span(method.as_bytes()),
+        target: span(target.as_bytes()),
+        headers,
+        version,
+        keep_alive,
+        head: head.to_vec(),
+        body: Vec::new(),
+        trailers: Vec::new(),
+    };
+    let expect_continue = expect_continue && framing != Framing::Empty;
+    Ok(Head {
+        request,
+        framing,
+        expect_continue,
+    })
+}
+
+/// Maps an `httparse` error to ours; a well-formed but unsupported version gets 505.
+fn classify(e: httparse::Error, head: &[u8]) -> ProtoError {
+    match e {
+        httparse::Error::TooManyHeaders => ProtoError::HeadTooLarge,
+        httparse::Error::HeaderName => ProtoError::BadHeaderName,
+        httparse::Error::HeaderValue => ProtoError::BadHeaderValue,
+        httparse::Error::NewLine => ProtoError::BareLineEnding,
+        httparse::Error::Version if is_other_version(head) => ProtoError::UnsupportedVersion,
+        _ => ProtoError::BadSyntax,
+    }
+}
+
+/// Whether the request line ends in a well-formed `HTTP/d.d` that is not 1.0 or 1.1.
+fn is_other_version(head: &[u8]) -> bool {
+    let line = head.split(|&b| b == b'\r').next().unwrap_or(b"");
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(_), Some(_), Some(v), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    matches!(v, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+        if major.is_ascii_digit() && minor.is_ascii_digit())
+}
+
+/// Accepts origin-form, absolute-form (http/https), `*` for OPTIONS, authority-form for CONNECT.
+fn check_target(method: &str, target: &str) -> Result<(), ProtoError> {
+    let ok = if target.starts_with('/') {
+        !target.starts_with("//")
+    } else if target == "*" {
+        method == "OPTIONS"
+    } else if method == "CONNECT" {
+        !target.contains('/') && target.contains(':')
+    } else {
+        let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
+        lower.starts_with("http://") || lower.starts_with("https://")
+    };
+    if ok && !target.contains('#') {
+        Ok(())
+    } else {
+        Err(ProtoError::BadSyntax)
+    }
+}
+
+/// Content-Length is 1*DIGIT: no sign, no list, no spaces inside.
+fn parse_length(value: &[u8]) -> Result<u64, ProtoError> {
+    let value = value.trim_ascii();
+    if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
+        return Err(ProtoError::BadContentLength);
+    }
+    // 18 digits always fit a u64.
+    Ok(value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+/// The final coding must be chunked, once; any other coding is one this server does not decode.
+fn check_codings(list: &[String]) -> Result<Framing, ProtoError> {
+    match list.split_last() {
+        Some((last, rest)) if last == "chunked" => {
+            if rest.iter().any(|c| c == "chunked") {
+                Err(ProtoError::BadTransferEncoding)
+            } else if rest.iter().any(|c| !is_token(c)) {
+                Err(ProtoError::BadTransferEncoding)
+            } else if rest.is_empty() {
+                Ok(Framing::Chunked)
+            } else {
+                Err(ProtoError::UnknownTransferEncoding)
+            }
+        }
+        _ => Err(ProtoError::BadTransferEncoding),
+    }
+}
+
+/// RFC 9110 token characters.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_tchar)
+}
+
+/// One RFC 9110 tchar.
+pub fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
