@@ -29,13 +29,25 @@ impl Reply {
                 let (tx, rx) = std::sync::mpsc::sync_channel(1);
                 rayon::spawn(move || {
                     // The receiver waits below; a failed send means it is gone, nothing to do.
-                    let _ = tx.send(job());
+                    let _ = tx.send(run_job(job));
                 });
-                rx.recv()
-                    .unwrap_or_else(|_| Response::text(500, "compute job failed\n"))
+                rx.recv().unwrap_or_else(|_| internal_error())
             }
         }
     }
+}
+
+/// Runs a CPU job of [`Reply::Compute`], turning a panic into a 500: rayon aborts the process on
+/// a panic that escapes a spawned job, and one bad request must not take the server down.
+pub fn run_job(job: Box<dyn FnOnce() -> Response + Send>) -> Response {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).unwrap_or_else(|_| internal_error())
+}
+
+/// The answer to a request whose handler panicked; the connection closes after it.
+pub fn internal_error() -> Response {
+    let mut resp = Response::text(500, "internal error\n");
+    resp.close = true;
+    resp
 }
 
 /// The service every model serves.

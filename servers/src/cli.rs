@@ -1,0 +1,93 @@
+//! The command line: every option also comes from a `ZOO_*` environment variable.
+
+use clap::{Parser, ValueEnum};
+use std::net::SocketAddr;
+
+/// Which concurrency model serves the connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Model {
+    /// A new OS thread per connection (classic servers, Python `threading`).
+    Thread,
+    /// A fixed thread pool fed with connections that have a whole request; idle ones wait in a
+    /// poller (gunicorn gthread, Apache event).
+    Pool,
+}
+
+impl Model {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Thread => "thread",
+            Model::Pool => "pool",
+        }
+    }
+}
+
+/// One HTTP/1.1 service under many concurrency models.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "zoo", version, about)]
+pub struct Options {
+    /// The concurrency model.
+    #[arg(long, value_enum, env = "ZOO_MODEL", default_value = "thread")]
+    pub model: Model,
+
+    /// Address to listen on; port 0 picks a free port (printed at start).
+    #[arg(long, env = "ZOO_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Worker threads (pool: the pool's size; default: 4 per CPU).
+    #[arg(long, env = "ZOO_THREADS")]
+    pub threads: Option<usize>,
+
+    /// Most connections open at once; above it a new connection gets 503 and is closed.
+    #[arg(long, env = "ZOO_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Largest request head in bytes (431 beyond).
+    #[arg(long, env = "ZOO_MAX_HEAD_BYTES", default_value_t = 16 * 1024,
+          value_parser = clap::value_parser!(u32).range(256..=1_048_576))]
+    pub max_head_bytes: u32,
+
+    /// Largest request body in bytes (413 beyond).
+    #[arg(long, env = "ZOO_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: u64,
+
+    /// Seconds allowed to receive a request head (408 after).
+    #[arg(long, env = "ZOO_HEADER_TIMEOUT", default_value_t = 5.0, value_parser = parse_seconds)]
+    pub header_timeout: f64,
+
+    /// Seconds an idle keep-alive connection is kept open.
+    #[arg(long, env = "ZOO_KEEP_ALIVE_TIMEOUT", default_value_t = 5.0, value_parser = parse_seconds)]
+    pub keep_alive_timeout: f64,
+
+    /// Seconds allowed between two reads of a request body (408 after).
+    #[arg(long, env = "ZOO_BODY_TIMEOUT", default_value_t = 10.0, value_parser = parse_seconds)]
+    pub body_timeout: f64,
+
+    /// Seconds to finish in-flight requests on SIGTERM/SIGINT before exiting anyway.
+    #[arg(long, env = "ZOO_GRACE", default_value_t = 10.0, value_parser = parse_seconds)]
+    pub grace: f64,
+
+    /// Pool only: most connections waiting for a worker; beyond it the request gets 503.
+    #[arg(long, env = "ZOO_QUEUE", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub queue: u32,
+
+    /// Log one line per request to stderr.
+    #[arg(long, env = "ZOO_ACCESS_LOG")]
+    pub access_log: bool,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "`{s}` must be more than 0 and at most 86400 seconds"
+        ))
+    }
+}

@@ -1,0 +1,328 @@
+//! `pool`: a fixed pool of worker threads fed with connections that have a whole request.
+//!
+//! One poller thread (epoll through `mio`) holds every connection that is idle between requests or
+//! still receiving a head or body, and accepts new ones. Only when a connection has a complete
+//! request does it go, through a bounded queue, to a worker of the `threadpool` pool, which answers
+//! every request it has ready with blocking waits, writes, and hands the connection back. So many
+//! keep-alive clients, and slow clients trickling their heads, cost the poller a few hundred bytes
+//! each and never pin a worker; only real work does. This is gunicorn's `gthread` worker, Apache's
+//! event MPM and Puma. Its costs are two thread hand-offs per request (poller to worker and back)
+//! and a ceiling of `--threads` requests in service at once: with `/block` or `/sleep` the pool
+//! fills, and then the queue. When `--queue` connections already wait for a worker, a new ready
+//! request is answered 503 with `Retry-After` at once (load shedding, not back-pressure: a waiting
+//! client learns now instead of timing out later). Over `--max-connections` a new connection gets
+//! 503 and is closed.
+
+use crate::acceptor::ConnGuard;
+use crate::blocking::{answer_ready, flush};
+use crate::server::{is_resource_error, shed, Ctx};
+use crate::shutdown;
+use common::{Connection, Want};
+use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use threadpool::ThreadPool;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+const STOP: Token = Token(usize::MAX - 3);
+
+/// A connection and what the poller knows of it.
+struct Entry {
+    stream: TcpStream,
+    conn: Connection,
+    /// The deadline last put in the heap, to avoid pushing the same one twice.
+    queued_deadline: Option<Instant>,
+    _guard: ConnGuard,
+}
+
+/// The poller's state.
+struct Poller {
+    ctx: Arc<Ctx>,
+    poll: Poll,
+    listener: Option<TcpListener>,
+    entries: Slab<Entry>,
+    deadlines: BinaryHeap<Reverse<(Instant, usize)>>,
+    workers: ThreadPool,
+    /// Connections handed to the pool and not yet back or closed.
+    in_pool: Arc<AtomicUsize>,
+    waker: Arc<Waker>,
+    back_tx: Sender<Entry>,
+    back_rx: Receiver<Entry>,
+    draining: Option<Instant>,
+}
+
+/// Serves until a graceful stop, then drains.
+pub fn run(ctx: Arc<Ctx>, listener: std::net::TcpListener) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let mut listener = TcpListener::from_std(listener);
+    let poll = Poll::new()?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    let stop_fd = shutdown::get().fd();
+    poll.registry()
+        .register(&mut SourceFd(&stop_fd), STOP, Interest::READABLE)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    let threads = ctx.opts.threads.unwrap_or_else(|| 4 * num_cpus());
+    let (back_tx, back_rx) = channel();
+    let mut poller = Poller {
+        workers: ThreadPool::with_name("worker".into(), threads),
+        ctx,
+        poll,
+        listener: Some(listener),
+        entries: Slab::new(),
+        deadlines: BinaryHeap::new(),
+        in_pool: Arc::new(AtomicUsize::new(0)),
+        waker,
+        back_tx,
+        back_rx,
+        draining: None,
+    };
+    poller.run()
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl Poller {
+    fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            if let Some(until) = self.draining {
+                let done = self.entries.is_empty() && self.in_pool.load(Relaxed) == 0;
+                if done || now >= until {
+                    return Ok(());
+                }
+            }
+            let timeout = self.next_timeout(now);
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    STOP => self.begin_drain()?,
+                    WAKER => self.take_back(),
+                    Token(key) => self.on_readable(key),
+                }
+            }
+            self.expire(Instant::now());
+        }
+    }
+
+    /// How long the poll may sleep: until the earliest deadline, or the end of the grace period.
+    fn next_timeout(&self, now: Instant) -> Option<Duration> {
+        let timer = self.deadlines.peek().map(|Reverse((at, _))| *at);
+        let until = match (timer, self.draining) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        // Round up to whole milliseconds so an early wake-up does not spin.
+        until.map(|at| at.saturating_duration_since(now) + Duration::from_millis(1))
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    if self.entries.len() + self.in_pool.load(Relaxed)
+                        >= self.ctx.opts.max_connections as usize
+                    {
+                        shed(&mut stream, self.ctx.counters);
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let conn = Connection::new(self.ctx.limits, Instant::now(), SystemTime::now());
+                    let guard = ConnGuard::new(self.ctx.counters);
+                    let entry = Entry {
+                        stream,
+                        conn,
+                        queued_deadline: None,
+                        _guard: guard,
+                    };
+                    self.insert(entry);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if is_resource_error(&e) => {
+                    // Out of descriptors: stop accepting for a moment (the backlog keeps the
+                    // clients) instead of spinning on an always-ready listener.
+                    eprintln!("zoo: accept: {e}; backing off");
+                    std::thread::sleep(Duration::from_millis(50));
+                    return;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Registers a connection with the poller and acts on what it already has.
+    fn insert(&mut self, entry: Entry) {
+        let slot = self.entries.vacant_entry();
+        let key = slot.key();
+        let entry = slot.insert(entry);
+        let registered =
+            self.poll
+                .registry()
+                .register(&mut entry.stream, Token(key), Interest::READABLE);
+        if registered.is_err() {
+            self.entries.remove(key);
+            return;
+        }
+        self.dispatch(key);
+    }
+
+    fn on_readable(&mut self, key: usize) {
+        let Some(entry) = self.entries.get_mut(key) else {
+            return;
+        };
+        // Edge-triggered: read until the socket has nothing more, or the connection has a
+        // request to hand over.
+        loop {
+            if entry.conn.want() != Want::Read {
+                break;
+            }
+            match entry.stream.read(entry.conn.read_buf()) {
+                Ok(n) => {
+                    entry.conn.received(n, Instant::now());
+                    if n == 0 {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.close(key);
+                    return;
+                }
+            }
+        }
+        self.dispatch(key);
+    }
+
+    /// Acts on what a connection wants: keep waiting here, go to a worker, or close.
+    fn dispatch(&mut self, key: usize) {
+        let Some(entry) = self.entries.get_mut(key) else {
+            return;
+        };
+        if self.draining.is_some() {
+            entry.conn.shutdown();
+        }
+        match entry.conn.want() {
+            Want::Read => {
+                let deadline = entry.conn.poll_timeout();
+                if deadline != entry.queued_deadline {
+                    entry.queued_deadline = deadline;
+                    if let Some(at) = deadline {
+                        self.deadlines.push(Reverse((at, key)));
+                    }
+                }
+            }
+            Want::Close => self.close(key),
+            Want::Handle | Want::Write | Want::Wait => self.hand_to_worker(key),
+        }
+    }
+
+    fn hand_to_worker(&mut self, key: usize) {
+        let mut entry = self.entries.remove(key);
+        let _ = self.poll.registry().deregister(&mut entry.stream);
+        entry.queued_deadline = None;
+        if self.in_pool.load(Relaxed) >= self.ctx.opts.queue as usize + self.workers.max_count() {
+            shed(&mut entry.stream, self.ctx.counters);
+            return;
+        }
+        self.in_pool.fetch_add(1, Relaxed);
+        let ctx = self.ctx.clone();
+        let back = self.back_tx.clone();
+        let waker = self.waker.clone();
+        let in_pool = self.in_pool.clone();
+        self.workers.execute(move || {
+            answer_ready(&ctx, &mut entry.conn);
+            let written = flush(&mut entry.stream, &mut entry.conn);
+            // Back to the poller while it has more to read; otherwise dropped (closed) here.
+            if written.is_ok() && entry.conn.want() == Want::Read {
+                // The poller outlives the pool's jobs; if it is gone the connection just closes.
+                if back.send(entry).is_ok() {
+                    let _ = waker.wake();
+                }
+            }
+            in_pool.fetch_sub(1, Relaxed);
+        });
+    }
+
+    fn take_back(&mut self) {
+        while let Ok(entry) = self.back_rx.try_recv() {
+            self.insert(entry);
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        let mut entry = self.entries.remove(key);
+        let _ = self.poll.registry().deregister(&mut entry.stream);
+    }
+
+    /// Applies every deadline that has passed.
+    fn expire(&mut self, now: Instant) {
+        while let Some(&Reverse((at, key))) = self.deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            let Some(entry) = self.entries.get_mut(key) else {
+                continue;
+            };
+            if entry.queued_deadline != Some(at) {
+                continue; // a stale heap entry: the connection has moved on
+            }
+            entry.queued_deadline = None;
+            entry.conn.handle_timeout(now);
+            if entry.conn.want() == Want::Write {
+                // A 408: small enough for the socket buffer; best effort, then close.
+                let _ = flush_nonblocking(entry);
+                self.close(key);
+            } else {
+                self.dispatch(key);
+            }
+        }
+    }
+
+    /// Stops accepting and closes every idle connection; busy ones close after their answer.
+    fn begin_drain(&mut self) -> io::Result<()> {
+        if self.draining.is_some() {
+            return Ok(());
+        }
+        self.draining = Some(Instant::now() + self.ctx.grace());
+        if let Some(mut listener) = self.listener.take() {
+            self.poll.registry().deregister(&mut listener)?;
+        }
+        let stop_fd = shutdown::get().fd();
+        self.poll.registry().deregister(&mut SourceFd(&stop_fd))?;
+        let keys: Vec<usize> = self.entries.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.dispatch(key);
+        }
+        Ok(())
+    }
+}
+
+fn flush_nonblocking(entry: &mut Entry) -> io::Result<()> {
+    use std::io::Write;
+    let n = entry.stream.write(entry.conn.output())?;
+    entry.conn.consume_output(n);
+    Ok(())
+}
