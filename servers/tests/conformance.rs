@@ -144,7 +144,16 @@ fn desync_cases(dir: &std::path::Path) -> Vec<Case> {
                 source: format!("desync-guardian/{name} [{tier}]"),
                 title: yaml_text(&case["name"]),
                 // YAML's \xNN escapes are bytes: send chars up to U+00FF as one byte each.
-                raw: head.chars().map(|c| if (c as u32) < 256 { c as u32 as u8 } else { b'?' }).collect(),
+                raw: head
+                    .chars()
+                    .map(|c| {
+                        if (c as u32) < 256 {
+                            c as u32 as u8
+                        } else {
+                            b'?'
+                        }
+                    })
+                    .collect(),
                 expect,
             });
         }
@@ -174,7 +183,11 @@ fn run_case(server: &Server, case: &Case) -> Outcome {
         .filter_map(|w| std::str::from_utf8(&w[9..12]).ok()?.parse().ok())
         .filter(|&s| s >= 200)
         .collect();
-    Outcome { status: statuses.first().copied(), last_status: statuses.last().copied(), closed: ex.closed }
+    Outcome {
+        status: statuses.first().copied(),
+        last_status: statuses.last().copied(),
+        closed: ex.closed,
+    }
 }
 
 fn judge(case: &Case, o: &Outcome) -> bool {
@@ -216,8 +229,14 @@ fn conformance_cases_against_every_model() {
     cases.extend(desync_cases(&dir));
     let mut failures = Vec::new();
     for model in support::models() {
-        let Some(server) = Server::start(&model, &["--header-timeout", "2"]) else { continue };
-        let results = Mutex::new((0..cases.len()).map(|_| None).collect::<Vec<Option<Outcome>>>());
+        let Some(server) = Server::start(&model, &["--header-timeout", "2"]) else {
+            continue;
+        };
+        let results = Mutex::new(
+            (0..cases.len())
+                .map(|_| None)
+                .collect::<Vec<Option<Outcome>>>(),
+        );
         std::thread::scope(|scope| {
             for worker in 0..16 {
                 let (server, cases, results) = (&server, &cases, &results);
@@ -239,7 +258,10 @@ fn conformance_cases_against_every_model() {
                 t.0 += 1;
             } else {
                 t.1 += 1;
-                failures.push(format!("{model}: {} / {}: expected {:?}, got {o:?}", case.source, case.title, case.expect));
+                failures.push(format!(
+                    "{model}: {} / {}: expected {:?}, got {o:?}",
+                    case.source, case.title, case.expect
+                ));
             }
             println!(
                 "{model:<10} {} {:<45} {:<60} {:?}",
@@ -253,5 +275,10 @@ fn conformance_cases_against_every_model() {
             println!("{model}: {group}: {pass} passed, {fail} failed");
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -15,8 +15,15 @@ fn plain_routes() {
     for_each_model(&[], |s| {
         for path in ["/", "/plaintext"] {
             let r = s.get(path);
-            assert_eq!((r.status, r.text().as_str()), (200, "Hello, World!"), "{path}");
-            assert!(r.header("content-type").unwrap_or("").starts_with("text/plain"));
+            assert_eq!(
+                (r.status, r.text().as_str()),
+                (200, "Hello, World!"),
+                "{path}"
+            );
+            assert!(r
+                .header("content-type")
+                .unwrap_or("")
+                .starts_with("text/plain"));
             assert!(r.header("date").is_some_and(|d| d.ends_with(" GMT")));
         }
         let r = s.get("/json");
@@ -39,7 +46,11 @@ fn wrong_method_is_405_with_allow() {
         let raw = b"DELETE /json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
         let r = &parse_responses(&s.exchange(raw, SHORT).bytes, false)[0];
         assert_eq!(r.status, 405);
-        assert!(r.header("allow").is_some_and(|a| a.contains("GET")), "{:?}", r.headers);
+        assert!(
+            r.header("allow").is_some_and(|a| a.contains("GET")),
+            "{:?}",
+            r.headers
+        );
     });
 }
 
@@ -48,7 +59,10 @@ fn sleep_block_cpu_and_redirect() {
     for_each_model(&[], |s| {
         let t = Instant::now();
         assert_eq!(s.get("/sleep?ms=200").status, 200);
-        assert!(t.elapsed() >= Duration::from_millis(200), "answered before the delay");
+        assert!(
+            t.elapsed() >= Duration::from_millis(200),
+            "answered before the delay"
+        );
         assert_eq!(s.get("/sleep").status, 400);
         assert_eq!(s.get("/sleep?ms=nope").status, 400);
         let t = Instant::now();
@@ -57,11 +71,18 @@ fn sleep_block_cpu_and_redirect() {
         let inline = s.get("/cpu?n=20000");
         let offloaded = s.get("/cpu?n=20000&offload=1");
         assert_eq!((inline.status, offloaded.status), (200, 200));
-        assert_eq!(inline.body, offloaded.body, "same work inline and on the pool");
+        assert_eq!(
+            inline.body, offloaded.body,
+            "same work inline and on the pool"
+        );
         let r = s.get("/redirect?to=/json");
         assert_eq!((r.status, r.header("location")), (302, Some("/json")));
         for evil in ["//evil.example", "http://evil.example/", "/\\evil", ""] {
-            assert_eq!(s.get(&format!("/redirect?to={evil}")).status, 400, "to={evil}");
+            assert_eq!(
+                s.get(&format!("/redirect?to={evil}")).status,
+                400,
+                "to={evil}"
+            );
         }
     });
 }
@@ -91,9 +112,15 @@ GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
         // HTTP/1.0 closes by default and keeps alive on request.
         let ex = s.exchange(b"GET / HTTP/1.0\r\n\r\n", SHORT);
         assert!(ex.closed);
-        let ex = s.exchange(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", Duration::from_millis(300));
+        let ex = s.exchange(
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            Duration::from_millis(300),
+        );
         assert!(!ex.closed);
-        assert_eq!(parse_responses(&ex.bytes, false)[0].header("connection"), Some("keep-alive"));
+        assert_eq!(
+            parse_responses(&ex.bytes, false)[0].header("connection"),
+            Some("keep-alive")
+        );
     });
 }
 
@@ -118,17 +145,27 @@ fn chunked_bodies_both_ways() {
 fn expect_100_continue() {
     for_each_model(&[], |s| {
         let mut c = s.connect();
-        c.write_all(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
-            .unwrap();
+        c.write_all(
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .unwrap();
         let interim = read_all(&mut c, Duration::from_millis(500));
-        assert!(interim.bytes.starts_with(b"HTTP/1.1 100 Continue\r\n\r\n"), "{:?}", String::from_utf8_lossy(&interim.bytes));
+        assert!(
+            interim.bytes.starts_with(b"HTTP/1.1 100 Continue\r\n\r\n"),
+            "{:?}",
+            String::from_utf8_lossy(&interim.bytes)
+        );
         c.write_all(b"ping").unwrap();
         let ex = read_all(&mut c, Duration::from_millis(500));
         assert_eq!(parse_responses(&ex.bytes, false)[0].body, b"ping");
         // No 100 for a body that is too large: the 413 comes straight away.
         let raw = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 999999999\r\nExpect: 100-continue\r\n\r\n";
         let ex = s.exchange(raw, SHORT);
-        assert!(ex.bytes.starts_with(b"HTTP/1.1 413"), "{:?}", String::from_utf8_lossy(&ex.bytes));
+        assert!(
+            ex.bytes.starts_with(b"HTTP/1.1 413"),
+            "{:?}",
+            String::from_utf8_lossy(&ex.bytes)
+        );
         assert!(ex.closed);
     });
 }
@@ -142,7 +179,11 @@ fn head_has_get_headers_and_no_body() {
         assert_eq!(rs[0].status, 200);
         assert_eq!(rs[0].header("content-length"), get.header("content-length"));
         // The next response starts right after HEAD's head: no body bytes in between.
-        let second = ex.bytes.windows(15).filter(|w| w == b"HTTP/1.1 200 OK").count();
+        let second = ex
+            .bytes
+            .windows(15)
+            .filter(|w| w == b"HTTP/1.1 200 OK")
+            .count();
         assert_eq!(second, 2);
         assert!(ex.bytes.ends_with(b"Hello, World!"));
     });
@@ -184,14 +225,29 @@ fn rejections_close_the_connection() {
             assert!(ex.closed, "{name}: connection left open");
         }
         let long_line = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(10_000));
-        assert!(s.exchange(long_line.as_bytes(), SHORT).bytes.starts_with(b"HTTP/1.1 414"));
-        let big_head = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n", "b".repeat(20_000));
-        assert!(s.exchange(big_head.as_bytes(), SHORT).bytes.starts_with(b"HTTP/1.1 431"));
+        assert!(s
+            .exchange(long_line.as_bytes(), SHORT)
+            .bytes
+            .starts_with(b"HTTP/1.1 414"));
+        let big_head = format!(
+            "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+            "b".repeat(20_000)
+        );
+        assert!(s
+            .exchange(big_head.as_bytes(), SHORT)
+            .bytes
+            .starts_with(b"HTTP/1.1 431"));
         let many: String = (0..200).map(|i| format!("X-{i}: v\r\n")).collect();
         let many = format!("GET / HTTP/1.1\r\nHost: t\r\n{many}\r\n");
-        assert!(s.exchange(many.as_bytes(), SHORT).bytes.starts_with(b"HTTP/1.1 431"));
+        assert!(s
+            .exchange(many.as_bytes(), SHORT)
+            .bytes
+            .starts_with(b"HTTP/1.1 431"));
         let big_body = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n";
-        assert!(s.exchange(big_body, SHORT).bytes.starts_with(b"HTTP/1.1 413"));
+        assert!(s
+            .exchange(big_body, SHORT)
+            .bytes
+            .starts_with(b"HTTP/1.1 413"));
         // The server still serves after all that.
         assert_eq!(s.get("/").status, 200);
     });
@@ -199,19 +255,29 @@ fn rejections_close_the_connection() {
 
 #[test]
 fn slow_and_silent_clients_are_timed_out() {
-    for_each_model(&["--header-timeout", "1", "--keep-alive-timeout", "1"], |s| {
-        let t = Instant::now();
-        let ex = s.exchange(b"GET / HTTP/1.1\r\nHost:", Duration::from_secs(5));
-        assert!(ex.bytes.starts_with(b"HTTP/1.1 408"), "{:?}", String::from_utf8_lossy(&ex.bytes));
-        assert!(ex.closed && t.elapsed() < Duration::from_secs(4));
-        let t = Instant::now();
-        let ex = s.exchange(b"", Duration::from_secs(5));
-        assert!(ex.closed && ex.bytes.is_empty(), "a silent connection is closed without a word");
-        assert!(t.elapsed() < Duration::from_secs(4));
-        let ex = s.exchange(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", Duration::from_secs(5));
-        assert!(ex.closed, "idle keep-alive connection closed");
-        assert_eq!(parse_responses(&ex.bytes, false).len(), 1);
-    });
+    for_each_model(
+        &["--header-timeout", "1", "--keep-alive-timeout", "1"],
+        |s| {
+            let t = Instant::now();
+            let ex = s.exchange(b"GET / HTTP/1.1\r\nHost:", Duration::from_secs(5));
+            assert!(
+                ex.bytes.starts_with(b"HTTP/1.1 408"),
+                "{:?}",
+                String::from_utf8_lossy(&ex.bytes)
+            );
+            assert!(ex.closed && t.elapsed() < Duration::from_secs(4));
+            let t = Instant::now();
+            let ex = s.exchange(b"", Duration::from_secs(5));
+            assert!(
+                ex.closed && ex.bytes.is_empty(),
+                "a silent connection is closed without a word"
+            );
+            assert!(t.elapsed() < Duration::from_secs(4));
+            let ex = s.exchange(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", Duration::from_secs(5));
+            assert!(ex.closed, "idle keep-alive connection closed");
+            assert_eq!(parse_responses(&ex.bytes, false).len(), 1);
+        },
+    );
 }
 
 #[test]
@@ -219,39 +285,69 @@ fn kv_counter_and_sessions() {
     for_each_model(&[], |s| {
         let send = |raw: String| {
             let ex = s.exchange(raw.as_bytes(), Duration::from_secs(3));
-            parse_responses(&ex.bytes, false).into_iter().next().expect("response")
+            parse_responses(&ex.bytes, false)
+                .into_iter()
+                .next()
+                .expect("response")
         };
-        let put = |v: &str| send(format!("PUT /kv/k1 HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{v}", v.len()));
-        assert_eq!(send("GET /kv/k1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into()).status, 404);
+        let put = |v: &str| {
+            send(format!("PUT /kv/k1 HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{v}", v.len()))
+        };
+        assert_eq!(
+            send("GET /kv/k1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into()).status,
+            404
+        );
         assert_eq!(put("one").status, 201);
         assert!(matches!(put("two").status, 200 | 204));
         let got = send("GET /kv/k1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into());
         assert_eq!((got.status, got.text().as_str()), (200, "two"));
-        assert_eq!(send("DELETE /kv/k1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into()).status, 204);
-        assert_eq!(send("DELETE /kv/k1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into()).status, 404);
+        assert_eq!(
+            send("DELETE /kv/k1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into()).status,
+            204
+        );
+        assert_eq!(
+            send("DELETE /kv/k1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into()).status,
+            404
+        );
 
         let counter = |key: Option<&str>| {
-            let key = key.map(|k| format!("Idempotency-Key: {k}\r\n")).unwrap_or_default();
+            let key = key
+                .map(|k| format!("Idempotency-Key: {k}\r\n"))
+                .unwrap_or_default();
             send(format!("POST /counter HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n{key}Connection: close\r\n\r\n"))
         };
         let first: u64 = counter(None).text().trim().parse().expect("a number");
         let keyed = counter(Some("abc"));
         let again = counter(Some("abc"));
-        assert_eq!((keyed.status, keyed.text()), (again.status, again.text()), "retry answers the stored response");
+        assert_eq!(
+            (keyed.status, keyed.text()),
+            (again.status, again.text()),
+            "retry answers the stored response"
+        );
         let next: u64 = counter(None).text().trim().parse().expect("a number");
         assert_eq!(next, first + 2, "the retry added nothing");
 
         assert_eq!(s.get("/me").status, 401);
-        let login = send("POST /login HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\nConnection: close\r\n\r\nuser=alice".replace("9", "10"));
+        let login = send("POST /login HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 10\r\nConnection: close\r\n\r\nuser=alice".to_string());
         assert_eq!(login.status, 200);
-        let cookie = login.header("set-cookie").expect("a session cookie").to_string();
-        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+        let cookie = login
+            .header("set-cookie")
+            .expect("a session cookie")
+            .to_string();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+            "{cookie}"
+        );
         let sid = cookie.split(';').next().unwrap().to_string();
-        let me = send(format!("GET /me HTTP/1.1\r\nHost: t\r\nCookie: a=b; {sid}\r\nConnection: close\r\n\r\n"));
+        let me = send(format!(
+            "GET /me HTTP/1.1\r\nHost: t\r\nCookie: a=b; {sid}\r\nConnection: close\r\n\r\n"
+        ));
         assert_eq!((me.status, me.text().contains("alice")), (200, true));
         let out = send(format!("POST /logout HTTP/1.1\r\nHost: t\r\nCookie: {sid}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
         assert!(out.status < 300);
-        let me = send(format!("GET /me HTTP/1.1\r\nHost: t\r\nCookie: {sid}\r\nConnection: close\r\n\r\n"));
+        let me = send(format!(
+            "GET /me HTTP/1.1\r\nHost: t\r\nCookie: {sid}\r\nConnection: close\r\n\r\n"
+        ));
         assert_eq!(me.status, 401);
     });
 }
@@ -269,7 +365,10 @@ fn info_and_metrics_count_this_server() {
         assert!(v["requests_total"].as_u64().unwrap_or(0) >= 6, "{v}");
         let m = s.get("/metrics");
         let text = m.text();
-        let line = text.lines().find(|l| l.starts_with("zoo_requests_total")).expect("zoo_requests_total");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("zoo_requests_total"))
+            .expect("zoo_requests_total");
         let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
         assert!(n >= 7.0, "{line}");
         assert!(text.contains("# TYPE zoo_requests_total counter"));
@@ -284,13 +383,35 @@ fn curl_is_served() {
     for_each_model(&[], |s| {
         let base = format!("http://{}", s.addr);
         let out = Command::new("curl")
-            .args(["-sS", "--fail", &format!("{base}/"), &format!("{base}/json")])
+            .args([
+                "-sS",
+                "--fail",
+                &format!("{base}/"),
+                &format!("{base}/json"),
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello, World!{\"message\":\"Hello, World!\"}");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "Hello, World!{\"message\":\"Hello, World!\"}"
+        );
         let out = Command::new("curl")
-            .args(["-sS", "--fail", "-H", "Transfer-Encoding: chunked", "-H", "Expect: 100-continue", "--data-binary", "chunky", &format!("{base}/echo")])
+            .args([
+                "-sS",
+                "--fail",
+                "-H",
+                "Transfer-Encoding: chunked",
+                "-H",
+                "Expect: 100-continue",
+                "--data-binary",
+                "chunky",
+                &format!("{base}/echo"),
+            ])
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "chunky");
@@ -322,20 +443,30 @@ fn garbage_never_stops_the_server() {
 #[test]
 fn graceful_shutdown_finishes_in_flight_requests() {
     for model in support::models() {
-        let Some(mut s) = Server::start(&model, &["--grace", "5"]) else { continue };
+        let Some(mut s) = Server::start(&model, &["--grace", "5"]) else {
+            continue;
+        };
         let mut busy = s.connect();
-        busy.write_all(b"GET /sleep?ms=700 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        busy.write_all(b"GET /sleep?ms=700 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
         let mut idle = s.connect();
-        idle.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        idle.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
         let first = read_all(&mut idle, Duration::from_millis(300));
         assert_eq!(parse_responses(&first.bytes, false).len(), 1, "{model}");
         std::thread::sleep(Duration::from_millis(150)); // let the sleep request reach the service
         let t = Instant::now();
-        let status = s.terminate(Duration::from_secs(6)).unwrap_or_else(|| panic!("{model}: did not exit within the grace"));
+        let status = s
+            .terminate(Duration::from_secs(6))
+            .unwrap_or_else(|| panic!("{model}: did not exit within the grace"));
         assert!(status.success(), "{model}: exit {status:?}");
         let ex = read_all(&mut busy, Duration::from_secs(2));
         let rs = parse_responses(&ex.bytes, false);
-        assert_eq!(rs.first().map(|r| r.status), Some(200), "{model}: in-flight request lost");
+        assert_eq!(
+            rs.first().map(|r| r.status),
+            Some(200),
+            "{model}: in-flight request lost"
+        );
         assert!(t.elapsed() < Duration::from_secs(5), "{model}");
         let ex = read_all(&mut idle, Duration::from_secs(1));
         assert!(ex.closed, "{model}: idle connection left open");

@@ -11,13 +11,21 @@ use std::time::{Duration, Instant};
 /// The models under test: `ZOO_MODELS` (comma-separated) or every model the binary lists.
 pub fn models() -> Vec<String> {
     if let Ok(list) = std::env::var("ZOO_MODELS") {
-        return list.split(',').map(str::trim).filter(|m| !m.is_empty()).map(String::from).collect();
+        return list
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(String::from)
+            .collect();
     }
     let out = Command::new(env!("CARGO_BIN_EXE_zoo"))
         .arg("--list-models")
         .output()
         .expect("run zoo --list-models");
-    String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
 }
 
 /// A running `zoo`, killed when dropped.
@@ -66,7 +74,11 @@ impl Server {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no address in ready line: {line}"));
-        Ok(Server { child, addr, model: model.to_string() })
+        Ok(Server {
+            child,
+            addr,
+            model: model.to_string(),
+        })
     }
 
     /// Starts the model, or returns `None` after printing why it is skipped.
@@ -83,7 +95,8 @@ impl Server {
     /// A new connection with a read timeout.
     pub fn connect(&self) -> TcpStream {
         let s = TcpStream::connect(self.addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         s
     }
 
@@ -98,7 +111,10 @@ impl Server {
     pub fn get(&self, target: &str) -> Resp {
         let raw = format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
         let ex = self.exchange(raw.as_bytes(), Duration::from_secs(10));
-        parse_responses(&ex.bytes, false).into_iter().next().expect("a response")
+        parse_responses(&ex.bytes, false)
+            .into_iter()
+            .next()
+            .expect("a response")
     }
 
     /// Sends SIGTERM and waits for the exit, at most `limit`.
@@ -137,12 +153,30 @@ pub fn read_all(s: &mut TcpStream, wait: Duration) -> Exchange {
     let mut buf = [0u8; 65536];
     loop {
         match s.read(&mut buf) {
-            Ok(0) => return Exchange { bytes, closed: true },
-            Ok(n) => bytes.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                return Exchange { bytes, closed: false }
+            Ok(0) => {
+                return Exchange {
+                    bytes,
+                    closed: true,
+                }
             }
-            Err(_) => return Exchange { bytes, closed: true },
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Exchange {
+                    bytes,
+                    closed: false,
+                }
+            }
+            Err(_) => {
+                return Exchange {
+                    bytes,
+                    closed: true,
+                }
+            }
         }
     }
 }
@@ -157,7 +191,10 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -171,23 +208,37 @@ pub fn parse_responses(mut bytes: &[u8], head_only: bool) -> Vec<Resp> {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut r = httparse::Response::new(&mut headers);
-        let Ok(httparse::Status::Complete(n)) = r.parse(bytes) else { return out };
+        let Ok(httparse::Status::Complete(n)) = r.parse(bytes) else {
+            return out;
+        };
         let status = r.code.unwrap_or(0);
         let hs: Vec<(String, String)> = r
             .headers
             .iter()
-            .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+            .map(|h| {
+                (
+                    h.name.to_string(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
             .collect();
         bytes = &bytes[n..];
-        let resp_header = |name: &str| hs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+        let resp_header = |name: &str| {
+            hs.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
         let mut body = Vec::new();
         if status >= 200 && !head_only && status != 204 && status != 304 {
             if resp_header("transfer-encoding").is_some() {
                 loop {
-                    let Some(eol) = bytes.windows(2).position(|w| w == b"\r\n") else { return out };
+                    let Some(eol) = bytes.windows(2).position(|w| w == b"\r\n") else {
+                        return out;
+                    };
                     let size_text = String::from_utf8_lossy(&bytes[..eol]).to_string();
-                    let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-                        .expect("chunk size");
+                    let size =
+                        usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+                            .expect("chunk size");
                     bytes = &bytes[eol + 2..];
                     if size == 0 {
                         let end = bytes.windows(2).position(|w| w == b"\r\n").expect("end");
@@ -207,7 +258,11 @@ pub fn parse_responses(mut bytes: &[u8], head_only: bool) -> Vec<Resp> {
             }
         }
         if status >= 200 {
-            out.push(Resp { status, headers: hs, body });
+            out.push(Resp {
+                status,
+                headers: hs,
+                body,
+            });
         }
     }
 }
@@ -216,7 +271,9 @@ pub fn parse_responses(mut bytes: &[u8], head_only: bool) -> Vec<Resp> {
 pub fn for_each_model(args: &[&str], check: impl Fn(&Server)) {
     let mut failed = Vec::new();
     for model in models() {
-        let Some(server) = Server::start(&model, args) else { continue };
+        let Some(server) = Server::start(&model, args) else {
+            continue;
+        };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&server)));
         if let Err(e) = result {
             let msg = e
