@@ -606,6 +606,48 @@ fn encoding_of_full_and_chunked_bodies() {
     assert_eq!(r[0].header("connection"), None);
 }
 
+/// Echoes method, body and trailers, so the client can see what the server understood.
+fn answer_echo(seen: &Seen) -> Response {
+    let mut body = format!("{} {}\n", seen.method, seen.target).into_bytes();
+    body.extend_from_slice(&seen.body);
+    for (name, value) in &seen.trailers {
+        body.extend_from_slice(format!("\n{name}=").as_bytes());
+        body.extend_from_slice(value);
+    }
+    let mut resp = Response::new(200, Vec::new());
+    resp.body = Body::Chunked(vec![body]);
+    resp
+}
+
+#[test]
+fn conversation_over_a_client_server_pair() {
+    let mut pair = Pair::new(limits(), answer_echo);
+    let r = pair.send(b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x=1\r\nabc\r\n0\r\nX-Sum: 3\r\n\r\n");
+    assert_eq!(r.len(), 1);
+    assert!(r[0].chunked);
+    assert_eq!(r[0].body, b"POST /up\nabc\nX-Sum=3");
+
+    let r = pair
+        .send(b"PUT /k HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+    assert_eq!(r.iter().map(|r| r.status).collect::<Vec<_>>(), [100]);
+    let r = pair.send_more(b"data");
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].body, b"PUT /k\ndata");
+
+    let r = pair.send(b"HEAD /h HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert!(r[0].body.is_empty());
+    assert_eq!(r[0].header("transfer-encoding"), Some("chunked"));
+
+    let r = pair.send(b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert!(!r[0].chunked);
+    assert_eq!(r[0].body, b"GET /old\n");
+    assert_eq!(r[0].header("connection"), Some("keep-alive"));
+
+    let r = pair.send(b"GET /bye HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert!(r[0].closes());
+    assert_eq!(pair.server.want(), Want::Close);
+}
+
 #[test]
 fn bodiless_statuses_have_no_body_and_no_length() {
     for status in [100u16, 101, 103, 204, 304] {

@@ -323,6 +323,12 @@ impl Pair {
         self.receive()
     }
 
+    /// Sends more bytes of the request already begun (a body after `100 Continue`).
+    pub fn send_more(&mut self, bytes: &[u8]) -> Vec<Resp> {
+        self.server.read(bytes);
+        self.receive()
+    }
+
     /// Responses that arrived since the last call.
     pub fn receive(&mut self) -> Vec<Resp> {
         let methods: Vec<&str> = self.methods.iter().map(String::as_str).collect();
