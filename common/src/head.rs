@@ -213,10 +213,18 @@ pub fn parse_head(head: &[u8], limits: &HeadLimits) -> Result<Head, ProtoError> 
             if value.trim().is_empty() {
                 return Err(ProtoError::BadTransferEncoding);
             }
+            // A coding may carry parameters (`token *( OWS ";" OWS parameter )`); none is
+            // defined for chunked and they never change the framing, so only the name counts.
             list.extend(
                 value
                     .split(',')
-                    .map(|c| c.trim().to_ascii_lowercase())
+                    .map(|c| {
+                        c.split(';')
+                            .next()
+                            .unwrap_or("")
+                            .trim()
+                            .to_ascii_lowercase()
+                    })
                     .filter(|c| !c.is_empty()),
             );
         } else if name.eq_ignore_ascii_case("connection") {
