@@ -30,3 +30,22 @@ conformance:
 
 clean:
 	$(CARGO) clean
+
+# --- docker: every model in its own container under equal limits (docker/README.md) ---------
+# DOCKER_PATH=local (default: host cargo build on a debootstrap base, no registry needed) or
+# registry (docker/Dockerfile, multi-stage, pulls rust:1-bookworm and debian:bookworm-slim).
+DOCKER_PATH ?= local
+
+.PHONY: docker-build docker-compare docker-clean docker-test
+
+docker-build:
+	DOCKER_PATH=$(DOCKER_PATH) CARGO=$(CARGO) docker/build.sh
+
+docker-compare:
+	DOCKER_PATH=$(DOCKER_PATH) CARGO=$(CARGO) docker/compare.sh
+
+docker-clean:
+	docker/clean.sh
+
+docker-test:
+	CARGO=$(CARGO) docker/test.sh
