@@ -31,7 +31,7 @@ pub enum Command {
 /// Options of `loadtest run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Target: http://host[:port][/path][?query] (plain HTTP/1.1 only).
+    /// Target: an http:// URL, host, optional port, path and query (plain HTTP/1.1 only).
     #[arg(value_name = "URL", value_parser = parse_target)]
     pub url: Target,
 

@@ -523,17 +523,19 @@ impl<'a> Worker<'a> {
     fn end_of_stream(&mut self, i: usize, now: u64) {
         let conn = &mut self.conns[i];
         match conn.decoder.decode_eof(&conn.carry) {
+            // A close-delimited response: the server meant to close, as with Connection: close.
             Ok(Some(Event::End { status, .. })) => {
                 if let Some(req) = conn.flight.pop_front() {
                     if req.measured {
                         self.rec.response(req.intended, req.sent, now, status);
                     }
                 }
+                self.requeue(i);
             }
             Ok(_) => {}
             Err(_) => return self.fail(i, ErrorKind::Read, now),
         }
-        // Requests still in flight were sent and will never be answered.
+        // Requests still in flight were sent, and the server closed without a word about them.
         if self.conns[i].flight.is_empty() {
             self.close(i);
             self.reopen(i, now);

@@ -41,6 +41,16 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn Error>> {
     let addr = target.resolve()?;
     let threads = args.thread_count();
     let connections = args.connections as usize;
+    // A socket per connection, an epoll per thread, and a few to spare for stdio and files.
+    let wanted = connections as u64 + threads as u64 + 32;
+    let limit = sys::raise_fd_limit(wanted)?;
+    if limit < wanted {
+        return Err(format!(
+            "-c/--connections {connections} needs {wanted} open files, but the limit is {limit}; \
+             raise it (ulimit -n) or use fewer connections"
+        )
+        .into());
+    }
     let duration = match (args.duration, args.requests) {
         (Some(d), _) => Some(d),
         (None, Some(_)) => None,

@@ -162,6 +162,31 @@ pub fn connect(addr: &SocketAddr) -> io::Result<TcpStream> {
     Ok(stream)
 }
 
+/// Raises the soft limit on open files towards `wanted`, as far as the hard limit allows.
+/// Returns the limit in force afterwards.
+pub fn raise_fd_limit(wanted: u64) -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if lim.rlim_cur >= wanted {
+        return Ok(lim.rlim_cur);
+    }
+    let raised = libc::rlimit {
+        rlim_cur: wanted.min(lim.rlim_max),
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: `raised` is a valid rlimit the kernel only reads.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(raised.rlim_cur)
+}
+
 /// CPU time spent, split as the kernel accounts it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CpuTime {
