@@ -8,7 +8,7 @@ mod support;
 
 use common::encode::{encode_response, EncodeCtx};
 use common::{Body, Connection, Limits, Response, Version, Want};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 use support::{parse_responses, Pair, Resp, Seen, Server, Split, XorShift, WALL_DATE};
 
 /// A request a case expects the service to see.
@@ -1147,4 +1147,48 @@ fn garbage_never_panics_and_never_depends_on_read_sizes() {
             other => panic!("case {i}: left in {other:?}"),
         }
     }
+}
+
+/// Found by the fuzzer on the first core: a head whose final CRLF arrives in a read of its own
+/// was never seen to end (a 408 at the timeout, a 400 for a request pipelined behind it, or a
+/// body taken from the next request's bytes). Each case is split at the fuzzer's boundary.
+#[test]
+fn final_crlf_in_a_read_of_its_own() {
+    let now = Instant::now();
+    let served = |parts: &[&[u8]]| {
+        let mut conn = Connection::new(Limits::default(), now, SystemTime::now());
+        let mut seen = Vec::new();
+        for part in parts {
+            conn.feed(part, now);
+            while let Some(req) = conn.next_request() {
+                seen.push((req.target().to_string(), req.body.clone()));
+                conn.respond(&Response::text(200, "ok"), now);
+            }
+        }
+        assert!(
+            conn.rejection().is_none(),
+            "{parts:?}: rejected {:?}",
+            conn.rejection()
+        );
+        seen
+    };
+    let targets =
+        |seen: Vec<(String, Vec<u8>)>| seen.into_iter().map(|(t, _)| t).collect::<Vec<_>>();
+    assert_eq!(
+        targets(served(&[b"GET / HTTP/1.1\r\nHost: a\r\n", b"\r\n"])),
+        ["/"]
+    );
+    assert_eq!(
+        targets(served(&[
+            b"GET / HTTP/1.1\r\nHost: a\r\n",
+            b"\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"
+        ])),
+        ["/", "/2"]
+    );
+    let seen = served(&[
+        b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n",
+        b"\r\nhelloGET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n",
+    ]);
+    assert_eq!(seen[0], ("/p".to_string(), b"hello".to_vec()));
+    assert_eq!(targets(seen), ["/p", "/2", "/3"]);
 }
