@@ -74,9 +74,9 @@ pub fn run(ctx: &Ctx, listener: TcpListener, board: &'static Scoreboard) -> io::
             };
             let forked = children.spawn(worker, || work(ctx, &listener, board, slot, master));
             if let Err(e) = forked {
-                eprintln!("zoo: cannot start a worker: {e}");
                 vacant.push(slot);
                 (delay, next_start) = back_off(delay);
+                eprintln!("zoo: cannot start a worker: {e}; next try in {delay:?}");
             }
         }
         let deadline = (!vacant.is_empty()).then_some(next_start);
@@ -90,12 +90,13 @@ pub fn run(ctx: &Ctx, listener: TcpListener, board: &'static Scoreboard) -> io::
         }
         children.reap(|pid, worker, exit| {
             board.closed(worker.slot);
-            eprintln!("zoo: worker {pid} {exit}; starting another");
             vacant.push(worker.slot);
             if worker.started.elapsed() < YOUNG {
                 (delay, next_start) = back_off(delay);
+                eprintln!("zoo: worker {pid} {exit}; workers die young, next start in {delay:?}");
             } else {
                 (delay, next_start) = (Duration::ZERO, Instant::now());
+                eprintln!("zoo: worker {pid} {exit}; starting another");
             }
         });
     }
@@ -111,7 +112,6 @@ pub fn run(ctx: &Ctx, listener: TcpListener, board: &'static Scoreboard) -> io::
 /// The next delay before a worker starts, and when that is.
 fn back_off(delay: Duration) -> (Duration, Instant) {
     let delay = (delay * 2).clamp(FIRST_DELAY, MAX_DELAY);
-    eprintln!("zoo: workers are dying young; next start in {delay:?}");
     (delay, Instant::now() + delay)
 }
 
