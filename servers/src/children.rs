@@ -7,6 +7,9 @@
 //! parent hears of it, whether or not another connection comes. The parent keeps each live child's
 //! pid with the model's data about it (a connection guard, a worker slot). A pid in that table is
 //! not reaped yet, so it cannot have been reused: signalling it always reaches our own child.
+//! Each child gets a stop notice of its own (`shutdown::detach`, with SIGTERM and SIGINT held back
+//! across the fork), so a signal to one child stops that child only, and the parent stops its
+//! children by signalling each.
 
 use crate::blocking::wait_any;
 use crate::shutdown;
