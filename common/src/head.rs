@@ -90,6 +90,14 @@ pub fn scan_head(
             break;
         };
         let eol = scan.scanned + at;
+        // A limit is crossed where it is crossed: whatever comes after the limit (a bad byte
+        // included) is never looked at, so the answer does not depend on how the bytes arrive.
+        if !scan.line_done && eol - scan.line_start > limits.max_request_line {
+            return Err(ProtoError::RequestLineTooLong);
+        }
+        if eol - scan.skipped > limits.max_head_bytes {
+            return Err(ProtoError::HeadTooLarge);
+        }
         if buf[eol] == b'\n' {
             return Err(ProtoError::BareLineEnding);
         }

@@ -247,6 +247,13 @@ fn valid_cases() -> Vec<Case> {
 fn rejection_cases() -> Vec<Case> {
     let long_line = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(9000));
     let big_head = get_with(&format!("X-Big: {}\r\n", "b".repeat(17_000)));
+    // Found by the fuzzer: a bad byte past a limit gave 400 in one read and 414/431 one byte at a
+    // time. The limit is crossed first, so it answers either way.
+    let long_line_then_lf = format!("GET /{}\n", "a".repeat(9000));
+    let big_head_then_lf = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\n",
+        "b".repeat(17_000)
+    );
     let many_headers = get_with(&"X-N: v\r\n".repeat(100));
     let mut small_body = reject(
         "413: chunks add up over the limit",
@@ -332,6 +339,8 @@ fn rejection_cases() -> Vec<Case> {
         reject("trailers end with a bare LF", chunked("0\r\nX: a\r\n\n"), 400),
         // Limits.
         reject("414 long request line", long_line, 414),
+        reject("414 before a bare LF past the limit", long_line_then_lf, 414),
+        reject("431 before a bare LF past the limit", big_head_then_lf, 431),
         reject("431 head too large", big_head, 431),
         reject("431 too many headers", many_headers, 431),
         reject("413 Content-Length over the limit", get_with("Content-Length: 2000000\r\n"), 413),
