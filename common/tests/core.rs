@@ -261,6 +261,14 @@ fn rejection_cases() -> Vec<Case> {
         413,
     );
     small_body.limits.max_body_bytes = 16;
+    // With a head limit below the request-line limit, a long line crosses the head limit first.
+    let mut head_limit_first = reject(
+        "431 when the head limit comes before the line limit",
+        format!("GET /{}\n", "a".repeat(150)),
+        431,
+    );
+    head_limit_first.limits.head.max_head_bytes = 100;
+    head_limit_first.limits.head.max_request_line = 200;
     vec![
         // Framing.
         reject("CL and TE", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
@@ -347,6 +355,7 @@ fn rejection_cases() -> Vec<Case> {
         reject("413 Content-Length u64::MAX", get_with("Content-Length: 18446744073709551615\r\n"), 413),
         reject("413 chunk over the limit", chunked("100001\r\n"), 413),
         small_body,
+        head_limit_first,
         // Request line.
         reject("505 HTTP/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505),
         reject("505 HTTP/2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
