@@ -57,3 +57,12 @@ FUZZ_SECONDS ?= 60
 .PHONY: fuzz
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
+
+# Soak (issue 9): SOAK_REQUESTS per model against every model (ZOO_MODELS=a,b to choose), server
+# pinned to CPU 0 and loadtest to CPU 1; prints descriptors and RSS before and after.
+SOAK_REQUESTS ?= 1000000
+
+.PHONY: soak
+soak:
+	$(CARGO) build --release -p loadtest
+	SOAK_REQUESTS=$(SOAK_REQUESTS) $(CARGO) bench -p servers --bench soak

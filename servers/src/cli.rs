@@ -96,6 +96,10 @@ pub struct Options {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub queue: u32,
 
+    /// Answer the routes that exist only for testing (`GET /panic`); 404 without it.
+    #[arg(long, env = "ZOO_DEBUG_ROUTES")]
+    pub debug_routes: bool,
+
     /// Log one line per request to stderr.
     #[arg(long, env = "ZOO_ACCESS_LOG")]
     pub access_log: bool,

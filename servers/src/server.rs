@@ -41,6 +41,7 @@ impl Ctx {
             model: opts.model.name().to_string(),
             counters,
             per_process,
+            debug_routes: opts.debug_routes,
         });
         Ctx {
             opts,

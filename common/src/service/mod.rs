@@ -45,6 +45,9 @@ pub struct ServiceConfig {
     pub counters: &'static Counters,
     /// Whether the kv store, the counter and the sessions are per process (`fork`, `prefork`).
     pub per_process: bool,
+    /// Whether the routes that exist only to test the servers answer (`GET /panic`); without it
+    /// they are 404 like any unknown path, so a production server cannot be crashed on purpose.
+    pub debug_routes: bool,
 }
 
 /// The demo service. One value serves every connection and thread of a process.
@@ -94,6 +97,7 @@ impl Service {
             Route::Info => metrics::info(&self.config),
             Route::Metrics => metrics::metrics(&self.config),
             Route::Healthz => Response::text(200, "ok"),
+            Route::Panic => return Ok(work::panic(req)),
         };
         Ok(Reply::Ready(response))
     }
@@ -102,7 +106,9 @@ impl Service {
 impl Handler for Service {
     fn handle(&self, req: &Request) -> Reply {
         self.config.counters.requests_total.fetch_add(1, Relaxed);
-        let Some(route) = Route::parse(req.path()) else {
+        let route =
+            Route::parse(req.path()).filter(|r| *r != Route::Panic || self.config.debug_routes);
+        let Some(route) = route else {
             return Reply::Ready(Response::text(404, "not found: no route for this path\n"));
         };
         let allow = route.allow();
@@ -145,6 +151,9 @@ enum Route<'p> {
     Info,
     Metrics,
     Healthz,
+    /// `GET /panic[?offload=1]`, only with `debug_routes`: a handler (or a compute job) that
+    /// panics, so the tests can prove a panic costs one client a 500 and nothing more.
+    Panic,
 }
 
 impl<'p> Route<'p> {
@@ -166,6 +175,7 @@ impl<'p> Route<'p> {
             "/info" => Route::Info,
             "/metrics" => Route::Metrics,
             "/healthz" => Route::Healthz,
+            "/panic" => Route::Panic,
             _ => {
                 if let Some(code) = path.strip_prefix("/status/") {
                     Route::Status(code)

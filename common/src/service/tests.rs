@@ -17,6 +17,7 @@ fn service_with(model: &str, per_process: bool) -> Service {
         model: model.to_owned(),
         counters: Box::leak(Box::new(Counters::default())),
         per_process,
+        debug_routes: false,
     })
 }
 
@@ -719,4 +720,22 @@ fn service_is_shared_across_threads() {
         handle.join().expect("no handler panics");
     }
     assert_eq!(text(&call(&svc, "POST", "/counter")), "1001\n");
+}
+
+#[test]
+fn panic_route_exists_only_with_debug_routes() {
+    assert_eq!(call(&service(), "GET", "/panic").status, 404);
+    let svc = Service::new(ServiceConfig {
+        model: "test".to_owned(),
+        counters: Box::leak(Box::new(Counters::default())),
+        per_process: false,
+        debug_routes: true,
+    });
+    let inline = std::panic::catch_unwind(|| reply(&svc, "GET", "/panic", &[], b""));
+    assert!(inline.is_err(), "the handler itself panics");
+    match reply(&svc, "GET", "/panic?offload=1", &[], b"") {
+        // The job panics; run_job is how every model runs it, and it answers 500.
+        Reply::Compute(job) => assert_eq!(crate::handler::run_job(job).status, 500),
+        _ => panic!("offload=1 hands a job to the model"),
+    }
 }

@@ -56,6 +56,17 @@ pub(super) fn cpu(req: &Request) -> Result<Reply, Reject> {
     })
 }
 
+/// `GET /panic[?offload=1]` (a debug route): panics in the handler, or in the compute job it hands
+/// to the model with `offload=1`. The model must turn either into a 500 for this client alone.
+pub(super) fn panic(req: &Request) -> Reply {
+    if req.query_param("offload") == Some("1") {
+        return Reply::Compute(Box::new(|| {
+            panic!("/panic?offload=1: a deliberate panic in a job")
+        }));
+    }
+    panic!("/panic: a deliberate panic in the handler");
+}
+
 fn computed(rounds: u64) -> Response {
     let result = mix_rounds(rounds);
     Response::text(200, format!("cpu n={rounds} result={result:016x}\n"))

@@ -34,6 +34,8 @@ use threadpool::ThreadPool;
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const STOP: Token = Token(usize::MAX - 3);
+/// How long accepting pauses when the process is out of descriptors.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
 /// A connection and what the poller knows of it.
 struct Entry {
@@ -58,6 +60,10 @@ struct Poller {
     back_tx: Sender<Entry>,
     back_rx: Receiver<Entry>,
     draining: Option<Instant>,
+    /// Set when `accept` ran out of descriptors: when to try again. The listener is
+    /// edge-triggered, so the connections already waiting in the backlog would otherwise wait
+    /// for the next new one to arrive before anyone looked again.
+    accept_retry: Option<Instant>,
 }
 
 /// Serves until a graceful stop, then drains.
@@ -85,6 +91,7 @@ pub fn run(ctx: Arc<Ctx>, listener: std::net::TcpListener) -> io::Result<()> {
         back_tx,
         back_rx,
         draining: None,
+        accept_retry: None,
     };
     poller.run()
 }
@@ -119,6 +126,10 @@ impl Poller {
                     Token(key) => self.on_readable(key),
                 }
             }
+            if self.accept_retry.is_some_and(|at| Instant::now() >= at) {
+                self.accept_retry = None;
+                self.accept();
+            }
             self.expire(Instant::now());
         }
     }
@@ -126,6 +137,10 @@ impl Poller {
     /// How long the poll may sleep: until the earliest deadline, or the end of the grace period.
     fn next_timeout(&self, now: Instant) -> Option<Duration> {
         let timer = self.deadlines.peek().map(|Reverse((at, _))| *at);
+        let timer = match (timer, self.accept_retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let until = match (timer, self.draining) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -161,9 +176,10 @@ impl Poller {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if is_resource_error(&e) => {
                     // Out of descriptors: stop accepting for a moment (the backlog keeps the
-                    // clients) instead of spinning on an always-ready listener.
-                    eprintln!("zoo: accept: {e}; backing off");
-                    std::thread::sleep(Duration::from_millis(50));
+                    // clients) instead of spinning, and without sleeping: the connections
+                    // already open go on being served meanwhile.
+                    eprintln!("zoo: accept: {e}; trying again in {ACCEPT_RETRY:?}");
+                    self.accept_retry = Some(Instant::now() + ACCEPT_RETRY);
                     return;
                 }
                 Err(_) => {}
@@ -255,13 +271,15 @@ impl Poller {
             answer_ready(&ctx, &mut entry.conn);
             let written = flush(&mut entry.stream, &mut entry.conn);
             // Back to the poller while it has more to read; otherwise dropped (closed) here.
-            if written.is_ok() && entry.conn.want() == Want::Read {
-                // The poller outlives the pool's jobs; if it is gone the connection just closes.
-                if back.send(entry).is_ok() {
-                    let _ = waker.wake();
-                }
-            }
+            // The poller outlives the pool's jobs; if it is gone the connection just closes.
+            let sent_back =
+                written.is_ok() && entry.conn.want() == Want::Read && back.send(entry).is_ok();
+            // Counted out before the wake: a draining poller wakes, sees nothing left in the pool
+            // and exits, rather than sleeping out the rest of the grace period.
             in_pool.fetch_sub(1, Relaxed);
+            if sent_back || shutdown::get().requested() {
+                let _ = waker.wake();
+            }
         });
     }
 

@@ -7,8 +7,9 @@
 //! keep-alive client would pin one of a handful of workers, as gunicorn's docs warn. The master
 //! only watches: it restarts a worker that dies (a new pid in the same scoreboard slot), waits
 //! before restarting when workers keep dying young (100 ms doubling to 5 s, logged), and on
-//! SIGTERM/SIGINT sends SIGTERM to each worker, which finishes its in-flight request and exits 0,
-//! waits up to `--grace`, then kills the rest. Workers have their own kv store and sessions (the
+//! SIGTERM/SIGINT shuts the shared listener down (new connections are refused at once, rather than
+//! queued for workers that no longer accept), sends SIGTERM to each worker, which finishes its
+//! in-flight request and exits 0, waits up to `--grace`, then kills the rest. Workers have their own kv store and sessions (the
 //! server says so at start, `/info` shows it); the counters are server-wide, in the scoreboard.
 //!
 //! The costs: exactly `--workers` requests are served at once, so `/sleep` and `/block` cap the
@@ -100,6 +101,7 @@ pub fn run(ctx: &Ctx, listener: TcpListener, board: &'static Scoreboard) -> io::
             }
         });
     }
+    stop_listening(&listener);
     children.stop(ctx.grace(), |pid, worker, exit| {
         board.closed(worker.slot);
         if !exit.success() {
@@ -107,6 +109,18 @@ pub fn run(ctx: &Ctx, listener: TcpListener, board: &'static Scoreboard) -> io::
         }
     });
     Ok(())
+}
+
+/// Stops the listening socket for every process at once. It is one socket shared by the master
+/// and all workers, so closing the master's copy would change nothing while a busy worker still
+/// holds one: clients would go on connecting into a backlog that nobody accepts any more, send
+/// their requests, and be reset when the last worker exits. `shutdown(2)` on a listening socket
+/// (Linux) stops the socket itself: new connections are refused from now on (a client knows its
+/// request was never sent), and the workers' `accept` fails with EINVAL, which they take as the
+/// stop.
+fn stop_listening(listener: &TcpListener) {
+    // SAFETY: shutdown(2) on a descriptor this function borrows; it closes nothing.
+    unsafe { libc::shutdown(listener.as_raw_fd(), libc::SHUT_RD) };
 }
 
 /// The next delay before a worker starts, and when that is.
@@ -154,6 +168,8 @@ fn work(ctx: &Ctx, listener: &TcpListener, board: &Scoreboard, slot: usize, mast
                 eprintln!("zoo: accept: {e}; backing off");
                 std::thread::sleep(Duration::from_millis(100));
             }
+            // The master shut the listener down: the server is stopping (our SIGTERM follows).
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
             // ECONNABORTED and friends: the peer gave up before we accepted it.
             Err(_) => {}
         }

@@ -41,14 +41,25 @@ pub struct Unavailable(pub String);
 impl Server {
     /// Starts `zoo --model=MODEL` with `args`; `Err` when it exits before its ready line.
     pub fn try_start(model: &str, args: &[&str]) -> Result<Server, Unavailable> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_zoo"))
+        Server::try_start_with(model, args, |_| {})
+    }
+
+    /// [`Server::try_start`] with a last say on the command (a descriptor limit, a CPU pin, an
+    /// environment variable) before it is spawned.
+    pub fn try_start_with(
+        model: &str,
+        args: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> Result<Server, Unavailable> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_zoo"));
+        command
             .arg(format!("--model={model}"))
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn zoo");
+            .stderr(Stdio::piped());
+        configure(&mut command);
+        let mut child = command.spawn().expect("spawn zoo");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let ready = lines.next().and_then(Result::ok);
@@ -90,6 +101,43 @@ impl Server {
                 None
             }
         }
+    }
+
+    /// [`Server::start`] with a last say on the command (see [`Server::try_start_with`]).
+    pub fn start_with(
+        model: &str,
+        args: &[&str],
+        configure: impl FnOnce(&mut Command),
+    ) -> Option<Server> {
+        match Server::try_start_with(model, args, configure) {
+            Ok(s) => Some(s),
+            Err(Unavailable(why)) => {
+                eprintln!("skipped: model {model} is not available here: {why}");
+                None
+            }
+        }
+    }
+
+    /// The server's process id (the master, for the process models).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// One figure of `/metrics` (`zoo_connections_active`, ...), asked on a new connection, which
+    /// itself counts in the connection figures while it is open.
+    pub fn metric(&self, name: &str) -> i64 {
+        self.try_metric(name)
+            .unwrap_or_else(|text| panic!("no {name} in /metrics:\n{text}"))
+    }
+
+    /// [`Server::metric`], or what came instead (a 503 over `--max-connections`, say).
+    pub fn try_metric(&self, name: &str) -> Result<i64, String> {
+        let text = self.get("/metrics").text();
+        text.lines()
+            .find(|l| l.split(' ').next() == Some(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .ok_or(text)
     }
 
     /// A new connection with a read timeout.
@@ -269,12 +317,23 @@ pub fn parse_responses(mut bytes: &[u8], head_only: bool) -> Vec<Resp> {
 
 /// Runs `check` against every model, collecting failures so one bad model does not hide another.
 pub fn for_each_model(args: &[&str], check: impl Fn(&Server)) {
+    for_each_model_with(
+        |_| args.iter().map(|a| a.to_string()).collect(),
+        |s| check(s),
+    );
+}
+
+/// [`for_each_model`] with arguments chosen per model (`--workers` for prefork, say), and the
+/// server lent mutably (to stop it, say).
+pub fn for_each_model_with(args: impl Fn(&str) -> Vec<String>, check: impl Fn(&mut Server)) {
     let mut failed = Vec::new();
     for model in models() {
-        let Some(server) = Server::start(&model, args) else {
+        let args = args(&model);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let Some(mut server) = Server::start(&model, &args) else {
             continue;
         };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&server)));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&mut server)));
         if let Err(e) = result {
             let msg = e
                 .downcast_ref::<String>()
@@ -332,4 +391,108 @@ impl<'a> Client<'a> {
             }
         }
     }
+}
+
+/// Polls `check` every 20 ms until it gives a value or `limit` passes.
+pub fn wait_for<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return Some(v);
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `pid` and every live descendant of it, from /proc (the workers or connection processes of the
+/// process models, the process alone otherwise).
+pub fn process_tree(pid: u32) -> Vec<u32> {
+    let mut parents = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Some(stat) = proc_stat(child) {
+            // The field after the state is the parent pid.
+            if let Some(ppid) = stat.get(1).and_then(|p| p.parse::<u32>().ok()) {
+                parents.push((child, ppid));
+            }
+        }
+    }
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    tree
+}
+
+/// The fields of /proc/PID/stat after the command name (state first), or `None` once it is gone.
+fn proc_stat(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ...": comm may hold anything, so split after its last ')'.
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(String::from).collect())
+}
+
+/// CPU time (user + system) used so far by `pid` and its live descendants, in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    // SAFETY: sysconf with a constant name has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let used: u64 = process_tree(pid)
+        .into_iter()
+        .filter_map(proc_stat)
+        // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the state.
+        .map(|f| f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0))
+        .sum();
+    used as f64 / ticks
+}
+
+/// Open descriptors of `pid` and its live descendants.
+pub fn open_fds(pid: u32) -> usize {
+    process_tree(pid)
+        .into_iter()
+        .filter_map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).ok())
+        .map(|dir| dir.count())
+        .sum()
+}
+
+/// Resident memory of `pid` and its live descendants, in KiB (VmRSS from /proc/PID/status; pages
+/// shared between a parent and its forked children count in each).
+pub fn rss_kib(pid: u32) -> u64 {
+    process_tree(pid)
+        .into_iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .filter_map(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// Raises this process's soft descriptor limit to its hard limit (tests holding hundreds of
+/// sockets open); returns the new soft limit.
+pub fn raise_nofile_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write only the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+    lim.rlim_cur
 }
