@@ -11,6 +11,8 @@ pub enum Model {
     /// A fixed thread pool fed with connections that have a whole request; idle ones wait in a
     /// poller (gunicorn gthread, Apache event).
     Pool,
+    /// Completion-based IO on io_uring, one ring per thread (IO model 5).
+    Uring,
 }
 
 impl Model {
@@ -19,6 +21,7 @@ impl Model {
         match self {
             Model::Thread => "thread",
             Model::Pool => "pool",
+            Model::Uring => "uring",
         }
     }
 }

@@ -39,12 +39,16 @@ fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot listen on {} (--listen): {e}", opts.listen))?;
     let addr = listener.local_addr()?;
     let model = opts.model;
+    if model == Model::Uring {
+        models::uring::check_available()?;
+    }
     let counters: &'static Counters = Box::leak(Box::default());
     let ctx = Arc::new(Ctx::new(opts, counters, false));
     announce(model.name(), addr, "");
     match model {
         Model::Thread => models::thread::run(ctx, listener),
         Model::Pool => models::pool::run(ctx, listener)?,
+        Model::Uring => models::uring::run(ctx, listener)?,
     }
     Ok(())
 }
