@@ -1,0 +1,32 @@
+# zoo: one HTTP/1.1 service, many concurrency models. `make help` lists the targets.
+
+MODEL ?= pool
+LISTEN ?= 127.0.0.1:8080
+CARGO ?= cargo
+
+.PHONY: help run build test lint conformance clean
+
+help:
+	@echo "make run MODEL=pool LISTEN=127.0.0.1:8080   serve with one model"
+	@echo "make test                                   fmt check, clippy, every test against every model"
+	@echo "make conformance                            replay ../shared/conformance against every model"
+	@echo "make build                                  release binaries in target/release"
+
+build:
+	$(CARGO) build --release --workspace
+
+run:
+	$(CARGO) run --release -p servers -- --model=$(MODEL) --listen $(LISTEN)
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: lint
+	$(CARGO) test --workspace
+
+conformance:
+	$(CARGO) test -p servers --test conformance -- --nocapture
+
+clean:
+	$(CARGO) clean
