@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 /// A connection and what the ring has in flight for it. Boxed in the slab, so the timespecs the
 /// SQEs point at stay put while the slab grows.
 pub struct Entry {
-    pub(super) stream: TcpStream,
+    stream: TcpStream,
     pub(super) conn: Connection,
     /// The recv or send in flight, if any (its link timeout rides along).
     pub(super) io: Option<Op>,
