@@ -78,7 +78,7 @@ impl Acceptor {
         } else if result == -libc::EINVAL && self.accepting {
             eprintln!("zoo: accept: the listener refuses io_uring accepts; no longer accepting");
             self.accepting = false;
-        } else if is_resource_error(&io::Error::from_raw_os_error(-result)) {
+        } else if is_resource_error(&io::Error::from_raw_os_error(-result)) && !self.backing_off {
             // Out of descriptors: accepting again at once would spin. The backlog keeps the
             // clients meanwhile.
             let e = io::Error::from_raw_os_error(-result);
