@@ -30,3 +30,30 @@ conformance:
 
 clean:
 	$(CARGO) clean
+
+# --- docker: every model in its own container under equal limits (docker/README.md) ---------
+# DOCKER_PATH=local (default: host cargo build on a debootstrap base, no registry needed) or
+# registry (docker/Dockerfile, multi-stage, pulls rust:1-bookworm and debian:bookworm-slim).
+DOCKER_PATH ?= local
+
+.PHONY: docker-build docker-compare docker-clean docker-test
+
+docker-build:
+	DOCKER_PATH=$(DOCKER_PATH) CARGO=$(CARGO) docker/build.sh
+
+docker-compare:
+	DOCKER_PATH=$(DOCKER_PATH) CARGO=$(CARGO) docker/compare.sh
+
+docker-clean:
+	docker/clean.sh
+
+docker-test:
+	CARGO=$(CARGO) docker/test.sh
+
+# Fuzz the sans-IO core (fuzz/README.md): each target FUZZ_SECONDS, one libFuzzer process.
+# Needs the nightly toolchain and `cargo install cargo-fuzz`.
+FUZZ_SECONDS ?= 60
+
+.PHONY: fuzz
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
