@@ -11,6 +11,16 @@ pub enum Model {
     /// A fixed thread pool fed with connections that have a whole request; idle ones wait in a
     /// poller (gunicorn gthread, Apache event).
     Pool,
+    /// An event loop over `select(2)`; refuses connections beyond FD_SETSIZE (Python selectors).
+    Select,
+    /// An event loop over `poll(2)` (Python `selectors.PollSelector`).
+    Poll,
+    /// An event loop over level-triggered epoll (asyncio on Linux, Tornado, nginx).
+    Epoll,
+    /// Non-blocking sockets tried in a loop with no multiplexer (IO model 2).
+    Nonblocking,
+    /// Readiness from queued real-time signals, `O_ASYNC` + `F_SETSIG` (IO model 4).
+    Sigio,
 }
 
 impl Model {
@@ -19,6 +29,11 @@ impl Model {
         match self {
             Model::Thread => "thread",
             Model::Pool => "pool",
+            Model::Select => "select",
+            Model::Poll => "poll",
+            Model::Epoll => "epoll",
+            Model::Nonblocking => "nonblocking",
+            Model::Sigio => "sigio",
         }
     }
 }

@@ -5,12 +5,14 @@
 //! - [`shutdown`]: SIGTERM/SIGINT as a descriptor that every model can wait on.
 //! - [`acceptor`]: the blocking accept loop with limits and back-off.
 //! - [`blocking`]: the per-connection loop for blocking IO.
+//! - [`reactor`]: the hand-written event loop behind select, poll, epoll, nonblocking and sigio.
 //! - [`models`]: one module per model.
 
 mod acceptor;
 mod blocking;
 mod cli;
 mod models;
+mod reactor;
 mod server;
 mod shutdown;
 
@@ -45,6 +47,11 @@ fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
     match model {
         Model::Thread => models::thread::run(ctx, listener),
         Model::Pool => models::pool::run(ctx, listener)?,
+        Model::Select => models::select::run(ctx, listener)?,
+        Model::Poll => models::poll::run(ctx, listener)?,
+        Model::Epoll => models::epoll::run(ctx, listener)?,
+        Model::Nonblocking => models::nonblocking::run(ctx, listener)?,
+        Model::Sigio => models::sigio::run(ctx, listener)?,
     }
     Ok(())
 }

@@ -1,4 +1,9 @@
 //! One module per concurrency model; each opens with what it costs and where it breaks.
 
+pub mod epoll;
+pub mod nonblocking;
+pub mod poll;
 pub mod pool;
+pub mod select;
+pub mod sigio;
 pub mod thread;
