@@ -46,6 +46,10 @@ pub struct Options {
     #[arg(long, value_enum, env = "ZOO_MODEL", default_value = "thread")]
     pub model: Model,
 
+    /// Print the name of every model, one a line, and exit (for scripts and tests).
+    #[arg(long)]
+    pub list_models: bool,
+
     /// Address to listen on; port 0 picks a free port (printed at start).
     #[arg(long, env = "ZOO_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

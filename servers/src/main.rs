@@ -16,7 +16,7 @@ mod reactor;
 mod server;
 mod shutdown;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use cli::{Model, Options};
 use common::stats::Counters;
 use server::{announce, bind, raise_nofile_limit, Ctx};
@@ -25,6 +25,12 @@ use std::sync::Arc;
 
 fn main() -> ExitCode {
     let opts = Options::parse();
+    if opts.list_models {
+        for model in Model::value_variants() {
+            println!("{}", model.name());
+        }
+        return ExitCode::SUCCESS;
+    }
     match run(opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
