@@ -50,7 +50,10 @@ fn main() -> ExitCode {
     }
     let limit = raise_nofile();
     if (limit as usize) < conns + 64 {
-        eprintln!("c10k: RLIMIT_NOFILE is {limit}; {conns} connections need {}", conns + 64);
+        eprintln!(
+            "c10k: RLIMIT_NOFILE is {limit}; {conns} connections need {}",
+            conns + 64
+        );
         return ExitCode::FAILURE;
     }
     let targets: Vec<Box<dyn Fn() -> Target>> = match (target, pid) {

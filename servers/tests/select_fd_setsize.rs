@@ -122,11 +122,17 @@ fn select_refuses_connection_beyond_fd_setsize_and_serves_the_rest() {
         let mut s = connect();
         match get(&mut s) {
             (200, _) => {
-                assert!(first_refused.is_none(), "connection {i} served after a refusal");
+                assert!(
+                    first_refused.is_none(),
+                    "connection {i} served after a refusal"
+                );
                 served.push(s);
             }
             (503, closed) => {
-                assert!(closed, "connection {i}: the refusal must close the connection");
+                assert!(
+                    closed,
+                    "connection {i}: the refusal must close the connection"
+                );
                 first_refused.get_or_insert(i);
             }
             (status, _) => panic!("connection {i}: unexpected status {status}"),
@@ -158,7 +164,10 @@ fn select_refuses_connection_beyond_fd_setsize_and_serves_the_rest() {
         if status == 200 {
             break;
         }
-        assert!(Instant::now() < until, "no connection served after others closed");
+        assert!(
+            Instant::now() < until,
+            "no connection served after others closed"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }

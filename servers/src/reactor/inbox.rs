@@ -95,9 +95,12 @@ impl Inbox {
 
     /// Moves the queued messages into `out` (empty on entry) and makes the descriptor unreadable.
     pub(super) fn take(&self, out: &mut Vec<Message>) {
-        // Disarm before draining and taking: a message sent after this point either is taken below
-        // or writes again, so nothing is left without a wake-up.
-        self.armed.store(false, SeqCst);
+        // Drain, then disarm, then take. A sender that armed before the disarm has pushed already
+        // (push comes before arming), so its message is taken below; one that arms after it
+        // writes, and that write is not drained here, so it wakes the loop again. Disarming
+        // before draining would be wrong: a sender could arm and write in between, its write be
+        // drained, and `armed` stay set with nothing readable, so every later sender would skip
+        // its write and the loop never hear of them.
         let mut sink = [0u8; 64];
         loop {
             // SAFETY: reads into a live 64-byte array (an eventfd needs at least 8).
@@ -106,6 +109,7 @@ impl Inbox {
                 break; // EAGAIN: drained (EINTR cannot happen on a non-blocking read)
             }
         }
+        self.armed.store(false, SeqCst);
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(queue) = queue.as_mut() {
             std::mem::swap(queue, out);
@@ -120,5 +124,61 @@ impl Inbox {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         drop(left); // outside the lock: this closes sockets
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// Senders race the loop; every message must arrive with a wake-up, never be left waiting
+    /// behind a drained descriptor.
+    fn no_message_left_behind(pipe: bool) {
+        const SENDERS: usize = 4;
+        const EACH: usize = 20_000;
+        let inbox = Arc::new(Inbox::new(pipe).unwrap());
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|s| {
+                let inbox = inbox.clone();
+                std::thread::spawn(move || {
+                    for i in 0..EACH {
+                        inbox.send(Message::Done(s, i as u64, Response::new(200, Vec::new())));
+                    }
+                })
+            })
+            .collect();
+        let mut got = 0;
+        let mut mail = Vec::new();
+        while got < SENDERS * EACH {
+            let mut pfd = libc::pollfd {
+                fd: inbox.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the duration of the call.
+            let n = unsafe { libc::poll(&mut pfd, 1, 2000) };
+            assert!(
+                n > 0,
+                "no wake-up with {} messages still to come",
+                SENDERS * EACH - got
+            );
+            inbox.take(&mut mail);
+            got += mail.len();
+            mail.clear();
+        }
+        for s in senders {
+            s.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn eventfd_inbox_loses_no_wake_up() {
+        no_message_left_behind(false);
+    }
+
+    #[test]
+    fn pipe_inbox_loses_no_wake_up() {
+        no_message_left_behind(true);
     }
 }
