@@ -49,3 +49,11 @@ docker-clean:
 
 docker-test:
 	CARGO=$(CARGO) docker/test.sh
+
+# Fuzz the sans-IO core (fuzz/README.md): each target FUZZ_SECONDS, one libFuzzer process.
+# Needs the nightly toolchain and `cargo install cargo-fuzz`.
+FUZZ_SECONDS ?= 60
+
+.PHONY: fuzz
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh

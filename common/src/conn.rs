@@ -342,6 +342,13 @@ impl Connection {
             && self.out_pos == self.out.len()
     }
 
+    /// Whether received bytes wait that no request has taken yet: while the service has a request,
+    /// these are the start of the next, pipelined one. A driver that keeps a connection only while
+    /// more is waiting (prefork, as gunicorn's sync worker) asks this before it answers.
+    pub fn has_buffered_input(&self) -> bool {
+        self.filled > self.start
+    }
+
     /// Gives the buffers' memory back while the connection is idle (nginx does the same), so an
     /// idle keep-alive connection costs a few hundred bytes.
     pub fn release_buffers(&mut self) {

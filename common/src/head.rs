@@ -90,6 +90,9 @@ pub fn scan_head(
             break;
         };
         let eol = scan.scanned + at;
+        // A limit is crossed where it is crossed: whatever comes after the limit (a bad byte
+        // included) is never looked at, so the answer does not depend on how the bytes arrive.
+        limit_crossed(eol, scan, limits)?;
         if buf[eol] == b'\n' {
             return Err(ProtoError::BareLineEnding);
         }
@@ -133,13 +136,23 @@ pub fn scan_head(
         scan.scanned = next;
     }
     // Incomplete: the bytes so far already count against the limits.
-    if !scan.line_done && scan.scanned - scan.line_start > limits.max_request_line {
-        return Err(ProtoError::RequestLineTooLong);
-    }
-    if buf.len() - scan.skipped > limits.max_head_bytes {
-        return Err(ProtoError::HeadTooLarge);
-    }
+    limit_crossed(buf.len(), scan, limits)?;
     Ok(None)
+}
+
+/// Whether `len` bytes of buffer cross a limit; when both are crossed, the one crossed first
+/// answers, as it would have with the bytes arriving one at a time.
+fn limit_crossed(len: usize, scan: &HeadScan, limits: &HeadLimits) -> Result<(), ProtoError> {
+    // The first buffer length at which each limit is exceeded.
+    let line_at = (!scan.line_done).then(|| scan.line_start + limits.max_request_line + 1);
+    let head_at = scan.skipped + limits.max_head_bytes + 1;
+    match line_at {
+        Some(line_at) if line_at <= len && line_at <= head_at => {
+            Err(ProtoError::RequestLineTooLong)
+        }
+        _ if head_at <= len => Err(ProtoError::HeadTooLarge),
+        _ => Ok(()),
+    }
 }
 
 /// Checks a complete request line (with its CRLF) on its own, before the headers arrive.

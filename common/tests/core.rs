@@ -8,7 +8,7 @@ mod support;
 
 use common::encode::{encode_response, EncodeCtx};
 use common::{Body, Connection, Limits, Response, Version, Want};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 use support::{parse_responses, Pair, Resp, Seen, Server, Split, XorShift, WALL_DATE};
 
 /// A request a case expects the service to see.
@@ -247,6 +247,13 @@ fn valid_cases() -> Vec<Case> {
 fn rejection_cases() -> Vec<Case> {
     let long_line = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(9000));
     let big_head = get_with(&format!("X-Big: {}\r\n", "b".repeat(17_000)));
+    // Found by the fuzzer: a bad byte past a limit gave 400 in one read and 414/431 one byte at a
+    // time. The limit is crossed first, so it answers either way.
+    let long_line_then_lf = format!("GET /{}\n", "a".repeat(9000));
+    let big_head_then_lf = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\n",
+        "b".repeat(17_000)
+    );
     let many_headers = get_with(&"X-N: v\r\n".repeat(100));
     let mut small_body = reject(
         "413: chunks add up over the limit",
@@ -254,6 +261,14 @@ fn rejection_cases() -> Vec<Case> {
         413,
     );
     small_body.limits.max_body_bytes = 16;
+    // With a head limit below the request-line limit, a long line crosses the head limit first.
+    let mut head_limit_first = reject(
+        "431 when the head limit comes before the line limit",
+        format!("GET /{}\n", "a".repeat(150)),
+        431,
+    );
+    head_limit_first.limits.head.max_head_bytes = 100;
+    head_limit_first.limits.head.max_request_line = 200;
     vec![
         // Framing.
         reject("CL and TE", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
@@ -332,12 +347,15 @@ fn rejection_cases() -> Vec<Case> {
         reject("trailers end with a bare LF", chunked("0\r\nX: a\r\n\n"), 400),
         // Limits.
         reject("414 long request line", long_line, 414),
+        reject("414 before a bare LF past the limit", long_line_then_lf, 414),
+        reject("431 before a bare LF past the limit", big_head_then_lf, 431),
         reject("431 head too large", big_head, 431),
         reject("431 too many headers", many_headers, 431),
         reject("413 Content-Length over the limit", get_with("Content-Length: 2000000\r\n"), 413),
         reject("413 Content-Length u64::MAX", get_with("Content-Length: 18446744073709551615\r\n"), 413),
         reject("413 chunk over the limit", chunked("100001\r\n"), 413),
         small_body,
+        head_limit_first,
         // Request line.
         reject("505 HTTP/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505),
         reject("505 HTTP/2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
@@ -1147,4 +1165,48 @@ fn garbage_never_panics_and_never_depends_on_read_sizes() {
             other => panic!("case {i}: left in {other:?}"),
         }
     }
+}
+
+/// Found by the fuzzer on the first core: a head whose final CRLF arrives in a read of its own
+/// was never seen to end (a 408 at the timeout, a 400 for a request pipelined behind it, or a
+/// body taken from the next request's bytes). Each case is split at the fuzzer's boundary.
+#[test]
+fn final_crlf_in_a_read_of_its_own() {
+    let now = Instant::now();
+    let served = |parts: &[&[u8]]| {
+        let mut conn = Connection::new(Limits::default(), now, SystemTime::now());
+        let mut seen = Vec::new();
+        for part in parts {
+            conn.feed(part, now);
+            while let Some(req) = conn.next_request() {
+                seen.push((req.target().to_string(), req.body.clone()));
+                conn.respond(&Response::text(200, "ok"), now);
+            }
+        }
+        assert!(
+            conn.rejection().is_none(),
+            "{parts:?}: rejected {:?}",
+            conn.rejection()
+        );
+        seen
+    };
+    let targets =
+        |seen: Vec<(String, Vec<u8>)>| seen.into_iter().map(|(t, _)| t).collect::<Vec<_>>();
+    assert_eq!(
+        targets(served(&[b"GET / HTTP/1.1\r\nHost: a\r\n", b"\r\n"])),
+        ["/"]
+    );
+    assert_eq!(
+        targets(served(&[
+            b"GET / HTTP/1.1\r\nHost: a\r\n",
+            b"\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"
+        ])),
+        ["/", "/2"]
+    );
+    let seen = served(&[
+        b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n",
+        b"\r\nhelloGET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n",
+    ]);
+    assert_eq!(seen[0], ("/p".to_string(), b"hello".to_vec()));
+    assert_eq!(targets(seen), ["/p", "/2", "/3"]);
 }

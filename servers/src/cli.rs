@@ -11,6 +11,11 @@ pub enum Model {
     /// A fixed thread pool fed with connections that have a whole request; idle ones wait in a
     /// poller (gunicorn gthread, Apache event).
     Pool,
+    /// A new process per connection, forked after accept (inetd, Python `ForkingMixIn`).
+    Fork,
+    /// `--workers` processes share the listener, one connection each at a time (Apache prefork,
+    /// gunicorn sync).
+    Prefork,
     /// An event loop over `select(2)`; refuses connections beyond FD_SETSIZE (Python selectors).
     Select,
     /// An event loop over `poll(2)` (Python `selectors.PollSelector`).
@@ -29,12 +34,20 @@ impl Model {
         match self {
             Model::Thread => "thread",
             Model::Pool => "pool",
+            Model::Fork => "fork",
+            Model::Prefork => "prefork",
             Model::Select => "select",
             Model::Poll => "poll",
             Model::Epoll => "epoll",
             Model::Nonblocking => "nonblocking",
             Model::Sigio => "sigio",
         }
+    }
+
+    /// Whether the model serves from several processes: the counters then live in the shared
+    /// scoreboard, and the kv store and sessions are per process.
+    pub fn multi_process(self) -> bool {
+        matches!(self, Model::Fork | Model::Prefork)
     }
 }
 
@@ -57,6 +70,11 @@ pub struct Options {
     /// Worker threads (pool: the pool's size; default: 4 per CPU).
     #[arg(long, env = "ZOO_THREADS")]
     pub threads: Option<usize>,
+
+    /// Prefork only: worker processes (default: one per CPU).
+    #[arg(long, env = "ZOO_WORKERS",
+          value_parser = clap::value_parser!(u32).range(1..=crate::scoreboard::MAX_WORKERS as i64))]
+    pub workers: Option<u32>,
 
     /// Most connections open at once; above it a new connection gets 503 and is closed.
     #[arg(long, env = "ZOO_MAX_CONNECTIONS", default_value_t = 10_000,

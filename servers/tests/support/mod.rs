@@ -286,3 +286,50 @@ pub fn for_each_model(args: &[&str], check: impl Fn(&Server)) {
     }
     assert!(failed.is_empty(), "failed under: {failed:#?}");
 }
+
+/// A client that keeps one connection open across requests and reconnects only when the server
+/// closes it: per-process state (fork, prefork) stays in one process this way, as long as the
+/// model keeps the connection (fork) or has a single worker (prefork with `--workers 1`).
+pub struct Client<'a> {
+    server: &'a Server,
+    stream: Option<TcpStream>,
+}
+
+impl<'a> Client<'a> {
+    pub fn new(server: &'a Server) -> Client<'a> {
+        Client {
+            server,
+            stream: None,
+        }
+    }
+
+    /// Sends one request (`head` without its final CRLF; Host is added) and reads its answer.
+    pub fn send(&mut self, method: &str, target: &str, headers: &str, body: &[u8]) -> Resp {
+        let mut raw = format!("{method} {target} HTTP/1.1\r\nHost: t\r\n{headers}");
+        raw.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let mut raw = raw.into_bytes();
+        raw.extend_from_slice(body);
+        let stream = self.stream.get_or_insert_with(|| self.server.connect());
+        stream.write_all(&raw).expect("write request");
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 65536];
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(resp) = parse_responses(&bytes, method == "HEAD").into_iter().next() {
+                if resp
+                    .header("connection")
+                    .is_some_and(|c| c.eq_ignore_ascii_case("close"))
+                {
+                    self.stream = None;
+                }
+                return resp;
+            }
+            assert!(Instant::now() < until, "no answer to {method} {target}");
+            match stream.read(&mut buf) {
+                Ok(0) => panic!("closed before answering {method} {target}"),
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+                Err(e) => panic!("reading the answer to {method} {target}: {e}"),
+            }
+        }
+    }
+}
