@@ -16,6 +16,16 @@ pub enum Model {
     /// `--workers` processes share the listener, one connection each at a time (Apache prefork,
     /// gunicorn sync).
     Prefork,
+    /// An event loop over `select(2)`; refuses connections beyond FD_SETSIZE (Python selectors).
+    Select,
+    /// An event loop over `poll(2)` (Python `selectors.PollSelector`).
+    Poll,
+    /// An event loop over level-triggered epoll (asyncio on Linux, Tornado, nginx).
+    Epoll,
+    /// Non-blocking sockets tried in a loop with no multiplexer (IO model 2).
+    Nonblocking,
+    /// Readiness from queued real-time signals, `O_ASYNC` + `F_SETSIG` (IO model 4).
+    Sigio,
     /// Completion-based IO on io_uring, one ring per thread (IO model 5).
     Uring,
 }
@@ -28,6 +38,11 @@ impl Model {
             Model::Pool => "pool",
             Model::Fork => "fork",
             Model::Prefork => "prefork",
+            Model::Select => "select",
+            Model::Poll => "poll",
+            Model::Epoll => "epoll",
+            Model::Nonblocking => "nonblocking",
+            Model::Sigio => "sigio",
             Model::Uring => "uring",
         }
     }
