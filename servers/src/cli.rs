@@ -70,7 +70,8 @@ pub struct Options {
     #[arg(long, env = "ZOO_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Worker threads (pool: the pool's size; default: 4 per CPU).
+    /// Worker threads: the pool's size (default 4 per CPU), runtime threads, or reactor and ring
+    /// loops (default 1).
     #[arg(long, env = "ZOO_THREADS")]
     pub threads: Option<usize>,
 
