@@ -4,7 +4,7 @@ MODEL ?= pool
 LISTEN ?= 127.0.0.1:8080
 CARGO ?= cargo
 
-.PHONY: help run build test lint conformance clean
+.PHONY: help run build test lint conformance bench-c10k clean
 
 help:
 	@echo "make run MODEL=pool LISTEN=127.0.0.1:8080   serve with one model"
@@ -27,6 +27,10 @@ test: lint
 
 conformance:
 	$(CARGO) test -p servers --test conformance -- --nocapture
+
+# 10,000 idle keep-alive connections: RSS per connection and a further client's latency.
+bench-c10k:
+	$(CARGO) bench -p servers --bench c10k -- epoll uring poll
 
 clean:
 	$(CARGO) clean

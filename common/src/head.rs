@@ -135,8 +135,9 @@ pub fn scan_head(
         scan.line_start = next;
         scan.scanned = next;
     }
-    // Incomplete: the bytes so far already count against the limits.
-    limit_crossed(buf.len(), scan, limits)?;
+    // Incomplete: the bytes so far already count against the limits, except a CR still waiting
+    // for its LF (`scanned` stops before it): it ends the line rather than lengthening it.
+    limit_crossed(scan.scanned, scan, limits)?;
     Ok(None)
 }
 

@@ -16,6 +16,18 @@ pub enum Model {
     /// `--workers` processes share the listener, one connection each at a time (Apache prefork,
     /// gunicorn sync).
     Prefork,
+    /// An event loop over `select(2)`; refuses connections beyond FD_SETSIZE (Python selectors).
+    Select,
+    /// An event loop over `poll(2)` (Python `selectors.PollSelector`).
+    Poll,
+    /// An event loop over level-triggered epoll (asyncio on Linux, Tornado, nginx).
+    Epoll,
+    /// Non-blocking sockets tried in a loop with no multiplexer (IO model 2).
+    Nonblocking,
+    /// Readiness from queued real-time signals, `O_ASYNC` + `F_SETSIG` (IO model 4).
+    Sigio,
+    /// Completion-based IO on io_uring, one ring per thread (IO model 5).
+    Uring,
 }
 
 impl Model {
@@ -26,6 +38,12 @@ impl Model {
             Model::Pool => "pool",
             Model::Fork => "fork",
             Model::Prefork => "prefork",
+            Model::Select => "select",
+            Model::Poll => "poll",
+            Model::Epoll => "epoll",
+            Model::Nonblocking => "nonblocking",
+            Model::Sigio => "sigio",
+            Model::Uring => "uring",
         }
     }
 
@@ -52,7 +70,8 @@ pub struct Options {
     #[arg(long, env = "ZOO_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Worker threads (pool: the pool's size; default: 4 per CPU).
+    /// Worker threads: the pool's size (default 4 per CPU), runtime threads, or reactor and ring
+    /// loops (default 1).
     #[arg(long, env = "ZOO_THREADS")]
     pub threads: Option<usize>,
 

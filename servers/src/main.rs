@@ -7,6 +7,7 @@
 //! - [`blocking`]: the per-connection loop for blocking IO.
 //! - [`children`]: forking, reaping and stopping child processes (fork, prefork).
 //! - [`scoreboard`]: server-wide counters in memory shared by every process (fork, prefork).
+//! - [`reactor`]: the hand-written event loop behind select, poll, epoll, nonblocking and sigio.
 //! - [`models`]: one module per model.
 
 mod acceptor;
@@ -14,6 +15,7 @@ mod blocking;
 mod children;
 mod cli;
 mod models;
+mod reactor;
 mod scoreboard;
 mod server;
 mod shutdown;
@@ -50,6 +52,9 @@ fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot listen on {} (--listen): {e}", opts.listen))?;
     let addr = listener.local_addr()?;
     let model = opts.model;
+    if model == Model::Uring {
+        models::uring::check_available()?;
+    }
     // The process models count in shared memory, mapped before anything forks.
     let board = model.multi_process().then(Scoreboard::create).transpose()?;
     let counters: &'static Counters = match board {
@@ -71,6 +76,12 @@ fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
             let board = board.ok_or("prefork runs without its scoreboard")?;
             models::prefork::run(&ctx, listener, board)?
         }
+        Model::Select => models::select::run(ctx, listener)?,
+        Model::Poll => models::poll::run(ctx, listener)?,
+        Model::Epoll => models::epoll::run(ctx, listener)?,
+        Model::Nonblocking => models::nonblocking::run(ctx, listener)?,
+        Model::Sigio => models::sigio::run(ctx, listener)?,
+        Model::Uring => models::uring::run(ctx, listener)?,
     }
     Ok(())
 }
