@@ -600,7 +600,19 @@ fn graceful_stop_under_load_fails_no_request_the_server_had_taken() {
                 .collect();
             std::thread::sleep(Duration::from_millis(200));
             let signalled = started.elapsed();
-            let exit = s.terminate(Duration::from_secs_f64(GRACE + 1.0));
+            // SAFETY: kill(2) on the server this test started.
+            unsafe { libc::kill(s.pid() as i32, libc::SIGTERM) };
+            // While the probes are still being answered, a new client must be refused: a listener
+            // left open takes connections (and their requests) that nobody will accept, and they
+            // are reset at exit, when the client can no longer tell whether its request ran.
+            std::thread::sleep(Duration::from_millis(100));
+            let late = TcpStream::connect(s.addr).map(|c| c.peer_addr());
+            assert!(
+                matches!(&late, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+                "{m}: a connection 100 ms after SIGTERM was let in ({late:?}), while requests are \
+                 still in flight: the listener is still open"
+            );
+            let exit = s.wait_exit(Duration::from_secs_f64(GRACE + 1.0));
             let stopped_after = started.elapsed() - signalled;
             let exit = exit.unwrap_or_else(|| panic!("{m}: still running {GRACE} s after SIGTERM"));
             assert!(exit.success(), "{m}: exit {exit:?} after SIGTERM");
