@@ -91,7 +91,7 @@ fn hold_partial_heads(s: &Server, n: usize) -> Vec<TcpStream> {
 // ---- 1. Slow clients ----------------------------------------------------------------------------
 
 /// A head trickled one byte every 300 ms: each byte must not buy more time, so it is cut at the
-/// header timeout from the start of the head. Returns when the answer or the close came.
+/// header timeout. Returns how long until the server answered or closed, and what it sent.
 fn trickle_head(s: &Server) -> (Duration, Exchange) {
     let mut c = s.connect();
     let head = b"GET / HTTP/1.1\r\nHost: t\r\nX-Trickle: ";
@@ -100,32 +100,30 @@ fn trickle_head(s: &Server) -> (Duration, Exchange) {
     loop {
         // The head never ends: after the fixed part, the header value grows forever.
         let byte = head.get(sent).copied().unwrap_or(b'a');
-        if c.write_all(&[byte]).is_err() {
-            return (started.elapsed(), read_all(&mut c, Duration::from_secs(1)));
-        }
         sent += 1;
+        // A failed write means the server closed; what it sent before is still there to read.
+        let wrote = c.write_all(&[byte]).is_ok();
         let ex = read_all(&mut c, Duration::from_millis(300));
-        if ex.closed || !ex.bytes.is_empty() {
-            let elapsed = started.elapsed();
-            let mut rest = if ex.closed {
-                ex
-            } else {
-                read_all(&mut c, Duration::from_secs(1))
-            };
-            return (elapsed, {
-                let mut bytes = std::mem::take(&mut rest.bytes);
-                if !bytes.starts_with(b"HTTP") {
-                    bytes.clear();
-                }
-                Exchange {
-                    bytes,
-                    closed: rest.closed,
-                }
-            });
+        if wrote && !ex.closed && ex.bytes.is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "a trickled head still open after 10 s"
+            );
+            continue;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "a trickled head still open after 10 s"
+        let elapsed = started.elapsed();
+        if ex.closed {
+            return (elapsed, ex);
+        }
+        // The answer came: read on to the close.
+        let rest = read_all(&mut c, Duration::from_secs(1));
+        let bytes = [ex.bytes, rest.bytes].concat();
+        return (
+            elapsed,
+            Exchange {
+                bytes,
+                closed: rest.closed,
+            },
         );
     }
 }
@@ -230,7 +228,7 @@ fn slow_clients_are_cut_at_their_timeouts() {
 }
 
 const SLOW_CLIENTS: usize = 500;
-const NORMAL_REQUESTS: usize = 50;
+const NORMAL_REQUESTS: usize = 100;
 /// How long the normal client may take for one request while the slow ones are held.
 const SERVED_WITHIN: Duration = Duration::from_secs(2);
 
@@ -315,7 +313,8 @@ fn a_normal_client_is_served_beside_500_slow_ones() {
 #[test]
 fn over_max_connections_a_model_sheds_or_stops_accepting() {
     const LIMIT: usize = 4;
-    let base = ["--max-connections", "4", "--header-timeout", "10"];
+    let limit = LIMIT.to_string();
+    let base = ["--max-connections", &limit, "--header-timeout", "10"];
     for_each_model_with(
         |m| args(m, &base, Some(LIMIT as u32)),
         |s| {
@@ -430,7 +429,8 @@ fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
                     "{m}: only {own_fds} descriptors open with {holders} clients"
                 );
             }
-            // A client arriving now waits in the backlog (no descriptor to accept it with).
+            // A client arriving now waits in the backlog where the one process has no descriptor
+            // left to accept it with.
             let mut waiter = s.connect();
             waiter.write_all(GET_CLOSE).unwrap();
             let before = cpu_seconds(s.pid());
@@ -570,18 +570,8 @@ fn graceful_stop_under_load_fails_no_request_the_server_had_taken() {
             let url = format!("http://{}/", s.addr);
             let started = Instant::now();
             let load = Command::new(&loadtest)
-                .args([
-                    "run",
-                    "-c",
-                    "32",
-                    "-d",
-                    "2s",
-                    "--rate",
-                    "2000",
-                    "--timeout",
-                    "2s",
-                ])
-                .args(["--json", "-", &url])
+                .args(["run", "-c", "32", "-d", "2500ms", "--rate", "2000"])
+                .args(["--timeout", "2s", "--json", "-", &url])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -643,13 +633,14 @@ fn graceful_stop_under_load_fails_no_request_the_server_had_taken() {
             assert_eq!(count("/responses/5xx"), 0, "{m}: 5xx under a graceful stop");
             assert_eq!(errors("timeout"), 0, "{m}: requests left hanging");
             assert_eq!(errors("parse"), 0, "{m}: a response cut short or garbled");
-            // Every error comes after the signal: seconds of the run that ended before it (less
-            // loadtest's own start-up, which only moves its clock later) have none.
+            // Every error comes after the signal: the seconds of the run that ended before it have
+            // none. loadtest's clock starts after its own start-up, so its seconds end later than
+            // ours; the margin covers a start-up of up to 300 ms.
             let intervals = report["intervals"].as_array().cloned().unwrap_or_default();
             for iv in &intervals {
                 let end =
                     iv["second"].as_f64().unwrap_or(0.0) + iv["length_s"].as_f64().unwrap_or(1.0);
-                if end < signalled.as_secs_f64() - 0.05 {
+                if end < signalled.as_secs_f64() - 0.3 {
                     assert_eq!(
                         iv["errors"].as_u64(),
                         Some(0),
