@@ -104,6 +104,11 @@ impl Acceptor {
     pub fn stop(&mut self, ring: &mut IoUring) {
         self.accepting = false;
         self.cancel(ring);
+        // Cancelling the accept is not enough: the kernel would still complete handshakes into
+        // the backlog, and those clients would be reset at exit. Shutting the listener's read
+        // side refuses them now, as the other models' closed listeners do.
+        // SAFETY: shutdown(2) on the listening descriptor, which outlives every ring.
+        unsafe { libc::shutdown(self.listener, libc::SHUT_RD) };
     }
 
     fn cancel(&mut self, ring: &mut IoUring) {
