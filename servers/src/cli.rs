@@ -11,6 +11,15 @@ pub enum Model {
     /// A fixed thread pool fed with connections that have a whole request; idle ones wait in a
     /// poller (gunicorn gthread, Apache event).
     Pool,
+    /// Stackful coroutines on `may`, one per connection, blocking-style code (gevent).
+    Coroutine,
+    /// A tokio task per connection; `--threads 1` is one event loop (asyncio, Tornado).
+    Tokio,
+    /// An async-std task per connection (asyncio). async-std is discontinued upstream in favour
+    /// of smol: kept for comparison.
+    AsyncStd,
+    /// A smol task per connection, on an executor over `--threads` threads (asyncio).
+    Smol,
 }
 
 impl Model {
@@ -19,6 +28,10 @@ impl Model {
         match self {
             Model::Thread => "thread",
             Model::Pool => "pool",
+            Model::Coroutine => "coroutine",
+            Model::Tokio => "tokio",
+            Model::AsyncStd => "async-std",
+            Model::Smol => "smol",
         }
     }
 }
@@ -35,7 +48,8 @@ pub struct Options {
     #[arg(long, env = "ZOO_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Worker threads (pool: the pool's size; default: 4 per CPU).
+    /// Worker threads (pool: the pool's size, default 4 per CPU; coroutine, tokio, async-std,
+    /// smol: the scheduler's threads, default 1 per CPU).
     #[arg(long, env = "ZOO_THREADS")]
     pub threads: Option<usize>,
 
@@ -73,6 +87,12 @@ pub struct Options {
     #[arg(long, env = "ZOO_QUEUE", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub queue: u32,
+
+    /// Coroutine only: bytes of stack per coroutine. may cannot grow a stack: an overflow hits a
+    /// guard page and that connection's coroutine is abandoned.
+    #[arg(long, env = "ZOO_STACK_SIZE", default_value_t = 64 * 1024,
+          value_parser = clap::value_parser!(u32).range(16 * 1024..=16 * 1024 * 1024))]
+    pub stack_size: u32,
 
     /// Log one line per request to stderr.
     #[arg(long, env = "ZOO_ACCESS_LOG")]

@@ -1,4 +1,9 @@
 //! One module per concurrency model; each opens with what it costs and where it breaks.
 
+pub mod async_conn;
+pub mod async_std;
+pub mod coroutine;
 pub mod pool;
+pub mod smol;
 pub mod thread;
+pub mod tokio;
