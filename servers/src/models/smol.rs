@@ -2,18 +2,19 @@
 //!
 //! The strategy is tokio's (see `tokio.rs`), built from small crates: `async-io` is the reactor
 //! (epoll) and the timers, `async-executor` runs the tasks. With `--threads 1` a `LocalExecutor`
-//! is run by `smol::block_on` on the main thread: one event loop with no atomics in its run
-//! queue, asyncio's and Tornado's model. With more threads an `Executor` is shared: the main
-//! thread runs it beside the accept loop and `--threads - 1` more threads run it too, taking
-//! tasks from one global queue and from each other. This is the runtime async-std's maintainers
-//! point to now that async-std is discontinued. Its costs: a shared executor pays cross-thread
-//! wake-ups, and every timer goes through the reactor's locked timer queue. Where it breaks:
-//! blocking code; `/block` runs inline and stalls every task of its thread (with one thread, the
-//! whole server). It mirrors asyncio. `Reply::Delayed` waits on a `smol::Timer`,
-//! `Reply::Compute` on rayon with a oneshot channel back; SIGTERM reaches the reactor through the
-//! shutdown pipe, the accept loop stops, idle connections close at once and busy ones after their
-//! answer, within `--grace`. Over `--max-connections` a new connection gets 503 and is closed. The
-//! loops are shared with tokio and async-std in `async_conn.rs`.
+//! (the same executor, kept to one thread) is run by `smol::block_on` on the main thread: one
+//! event loop, asyncio's and Tornado's model. With more threads an `Executor` is shared by the
+//! main thread and `--threads - 1` more, which take tasks from one global queue and from each
+//! other; the accept loop is one of its tasks, so a thread stuck in `/block` does not stop
+//! accepting. This is the runtime async-std's maintainers point to now that async-std is
+//! discontinued. Its costs: a shared executor pays cross-thread wake-ups, and every timer goes
+//! through the reactor's locked timer queue. Where it breaks: blocking code; `/block` runs inline
+//! and stalls every task of its thread (with one thread, the whole server). It mirrors asyncio.
+//! `Reply::Delayed` waits on a `smol::Timer`, `Reply::Compute` on rayon with a oneshot channel
+//! back; SIGTERM reaches the reactor through the shutdown pipe, the accept loop stops, idle
+//! connections close at once and busy ones after their answer, within `--grace`. Over
+//! `--max-connections` a new connection gets 503 and is closed. The loops are shared with tokio
+//! and async-std in `async_conn.rs`.
 
 use super::async_conn::{scheduler_threads, serve, shutdown_signal_async_io, Runtime};
 use crate::server::Ctx;
