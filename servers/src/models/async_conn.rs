@@ -3,6 +3,8 @@
 //! writes and its timer, and the caller says how to spawn a task. The loops are those of
 //! `blocking.rs` with every wait turned into an `.await`:
 //!
+//! - Between requests a connection gives its buffers back and waits for readiness, not for a
+//!   read, so an idle connection holds no buffer.
 //! - Each wait on input races three futures, in this order: the read, the graceful-stop notice
 //!   and the connection's deadline ([`Connection::poll_timeout`], a `timeout_at` on the runtime's
 //!   timer). Later ones are created only when the earlier are pending, so a read that finds bytes
@@ -35,7 +37,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{oneshot, watch};
 
-/// What the loops need from a runtime: accept, read, write and a timer.
+/// What the loops need from a runtime: accept, readiness, read, write and a timer.
 pub trait Runtime: 'static {
     /// The runtime's listening socket.
     type Listener;
@@ -44,6 +46,9 @@ pub trait Runtime: 'static {
 
     /// Accepts one connection.
     fn accept(listener: &Self::Listener) -> impl Future<Output = io::Result<Self::Stream>> + '_;
+
+    /// Completes when the socket has input (or end of input) to read.
+    fn readable(stream: &Self::Stream) -> impl Future<Output = io::Result<()>> + Send + '_;
 
     /// Reads once into `buf`; 0 is end of input.
     fn read<'a>(
@@ -137,11 +142,25 @@ async fn serve_conn<R: Runtime>(ctx: &Ctx, mut stream: R::Stream, mut stop: watc
                     conn.shutdown();
                     continue;
                 }
-                // Once draining, the notice stays set: watching it again would spin.
-                let watch = (!draining).then_some(&mut stop);
                 let deadline = conn.poll_timeout();
-                let read = R::read(&mut stream, conn.read_buf());
-                match race::<R, _>(read, deadline, stop_notice(watch)).await {
+                let mut woken = Woken::Done(Ok(()));
+                if conn.is_idle() {
+                    // Between requests, wait for input with no buffer: an idle connection holds
+                    // a few hundred bytes, not its 8 KiB of buffers.
+                    conn.release_buffers();
+                    let ready = R::readable(&stream);
+                    woken = race::<R, _>(ready, deadline, stop_notice(&mut stop, draining)).await;
+                }
+                let woken = match woken {
+                    Woken::Done(Ok(())) => {
+                        let read = R::read(&mut stream, conn.read_buf());
+                        race::<R, _>(read, deadline, stop_notice(&mut stop, draining)).await
+                    }
+                    Woken::Done(Err(e)) => Woken::Done(Err(e)),
+                    Woken::Timeout => Woken::Timeout,
+                    Woken::Stop => Woken::Stop,
+                };
+                match woken {
                     Woken::Done(Ok(n)) => conn.received(n, Instant::now()),
                     Woken::Done(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                     Woken::Done(Err(_)) => return,
@@ -205,13 +224,14 @@ async fn flush<R: Runtime>(
     Ok(())
 }
 
-/// Completes when the graceful-stop notice is set; never when `watch` is `None`.
-async fn stop_notice(watch: Option<&mut watch::Receiver<bool>>) {
-    match watch {
-        // An error means the sender is gone: the server is stopping all the same.
-        Some(rx) => drop(rx.wait_for(|stop| *stop).await),
-        None => pending().await,
+/// Completes when the graceful-stop notice is set, unless the connection is already draining:
+/// then the notice stays set, and watching it would end every wait at once.
+async fn stop_notice(stop: &mut watch::Receiver<bool>, draining: bool) {
+    if draining {
+        return pending().await;
     }
+    // An error means the sender is gone: the server is stopping all the same.
+    drop(stop.wait_for(|stop| *stop).await);
 }
 
 /// What a [`race`] ended with.

@@ -52,6 +52,11 @@ impl Runtime for AsyncStd {
         listener.accept().await.map(|(stream, _)| stream)
     }
 
+    async fn readable(stream: &TcpStream) -> io::Result<()> {
+        // async-std has no readiness wait of its own: a one-byte peek is one (and a syscall).
+        stream.peek(&mut [0; 1]).await.map(drop)
+    }
+
     fn read<'a>(
         stream: &'a mut TcpStream,
         buf: &'a mut [u8],

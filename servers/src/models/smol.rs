@@ -67,6 +67,10 @@ impl Runtime for Smol {
         listener.accept().await.map(|(stream, _)| stream)
     }
 
+    async fn readable(stream: &Self::Stream) -> io::Result<()> {
+        stream.readable().await
+    }
+
     fn read<'a>(
         stream: &'a mut Self::Stream,
         buf: &'a mut [u8],

