@@ -91,7 +91,7 @@ impl BodyDecoder {
                     let Some(line) = take_line(rest)? else { break };
                     pos += line.len() + 2;
                     let size = parse_chunk_line(line)?;
-                    if body.len() as u64 + size > max_body {
+                    if (body.len() as u64).saturating_add(size) > max_body {
                         return Err(ProtoError::BodyTooLarge);
                     }
                     *self = match size {
@@ -147,34 +147,37 @@ fn take_line(input: &[u8]) -> Result<Option<&[u8]>, ProtoError> {
 }
 
 /// `chunk-size [ chunk-ext ]`: 1*HEXDIG, then `*( BWS ";" BWS name [ BWS "=" BWS value ] )`.
+/// A size beyond `u64` is malformed; one that fits is left to the body limit (413).
 fn parse_chunk_line(line: &[u8]) -> Result<u64, ProtoError> {
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 || digits > 15 {
+    if digits == 0 {
         return Err(ProtoError::BadChunk);
     }
-    let size = line[..digits].iter().fold(0u64, |n, &d| {
-        // Checked above: every byte is a hex digit.
-        n * 16 + u64::from((d as char).to_digit(16).unwrap_or(0))
-    });
+    let size = line[..digits].iter().try_fold(0u64, |n, &d| {
+        // Every byte here is a hex digit, so `to_digit` cannot fail.
+        let d = u64::from((d as char).to_digit(16).unwrap_or(0));
+        n.checked_mul(16)
+            .and_then(|n| n.checked_add(d))
+            .ok_or(ProtoError::BadChunk)
+    })?;
     check_extensions(&line[digits..])?;
     Ok(size)
 }
 
+/// Whitespace is only allowed where the grammar has BWS: before `;` and around `=`. Trailing
+/// whitespace after the size or an extension is rejected, as llhttp does when strict: a parser
+/// that trims it and one that does not would disagree on where the size ends.
 fn check_extensions(mut ext: &[u8]) -> Result<(), ProtoError> {
-    let skip_ws = |s: &[u8]| {
-        let n = s.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
-        n
-    };
+    let skip_ws = |s: &[u8]| s.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
     let token_len = |s: &[u8]| s.iter().take_while(|&&b| is_tchar(b)).count();
     loop {
-        ext = &ext[skip_ws(ext)..];
-        if ext.is_empty() {
-            return Ok(());
+        let ws = skip_ws(ext);
+        ext = &ext[ws..];
+        match ext.first() {
+            None if ws == 0 => return Ok(()),
+            Some(b';') => ext = &ext[1..],
+            _ => return Err(ProtoError::BadChunk),
         }
-        if ext[0] != b';' {
-            return Err(ProtoError::BadChunk);
-        }
-        ext = &ext[1..];
         ext = &ext[skip_ws(ext)..];
         let name = token_len(ext);
         if name == 0 {
@@ -188,26 +191,31 @@ fn check_extensions(mut ext: &[u8]) -> Result<(), ProtoError> {
         ext = &ext[ws + 1..];
         ext = &ext[skip_ws(ext)..];
         if ext.first() == Some(&b'"') {
-            let mut i = 1;
-            loop {
-                match ext.get(i) {
-                    None => return Err(ProtoError::BadChunk),
-                    Some(b'"') => break,
-                    Some(b'\\') => match ext.get(i + 1) {
-                        Some(&b) if b == b'\t' || (b >= 0x20 && b != 0x7f) => i += 2,
-                        _ => return Err(ProtoError::BadChunk),
-                    },
-                    Some(&b) if b == b'\t' || (b >= 0x20 && b != 0x7f) => i += 1,
-                    Some(_) => return Err(ProtoError::BadChunk),
-                }
-            }
-            ext = &ext[i + 1..];
+            ext = &ext[quoted_len(ext)?..];
         } else {
             let value = token_len(ext);
             if value == 0 {
                 return Err(ProtoError::BadChunk);
             }
             ext = &ext[value..];
+        }
+    }
+}
+
+/// Length of the quoted-string at the start of `s`, quotes included.
+fn quoted_len(s: &[u8]) -> Result<usize, ProtoError> {
+    // qdtext and quoted-pair both allow HTAB, SP, VCHAR and obs-text: no other control byte.
+    let text = |b: u8| b == b'\t' || (b >= 0x20 && b != 0x7f);
+    let mut i = 1;
+    loop {
+        match s.get(i) {
+            Some(b'"') => return Ok(i + 1),
+            Some(b'\\') => match s.get(i + 1) {
+                Some(&b) if text(b) => i += 2,
+                _ => return Err(ProtoError::BadChunk),
+            },
+            Some(&b) if text(b) => i += 1,
+            _ => return Err(ProtoError::BadChunk),
         }
     }
 }

@@ -19,22 +19,31 @@
 //! The states, one request at a time:
 //!
 //! - `Head`: bytes of a request head are awaited or arriving. With nothing buffered the connection
-//!   is idle: its deadline is the keep-alive timeout (the header timeout for a new connection); once
-//!   a byte arrives the header timeout runs. A complete head moves to `Body` (or straight to
-//!   `Ready`); an invalid one queues an error response and moves to `Closing`.
+//!   is idle: its deadline is the keep-alive timeout (the header timeout for a new connection), and
+//!   when it passes the connection closes without a word (an answer still queued is written
+//!   first). Once a byte arrives the header timeout runs, once, from that byte; when it passes, 408.
+//!   Each line is judged as its CRLF arrives (the request line on its own, at once), so the verdict
+//!   never depends on how the bytes were split into reads. A complete head moves to `Body` (or
+//!   straight to `Ready`); an invalid one queues an error response and moves to `Closing`.
 //! - `Body`: the body is being de-framed. `Expect: 100-continue` queues `100 Continue` here, and
-//!   only when the body is wanted (not for a 413) and not already arrived. The body timeout runs
-//!   and restarts whenever bytes arrive.
+//!   only when the body is wanted (not for a 413) and none of it has arrived yet. The body
+//!   timeout runs and restarts whenever bytes arrive; when it passes, 408.
 //! - `Ready`: a complete request waits for [`Connection::next_request`].
 //! - `Handling`: the service has the request. No deadline runs and no input is parsed.
-//! - `Closing`: a last response is queued; once written, the connection is closed.
+//! - `Closing`: a last response is queued; once written, the connection is closed. Input that
+//!   still arrives is dropped: nothing after a rejection or a close is ever parsed.
 //! - `Closed`: nothing more to do.
 //!
 //! Keep-alive: HTTP/1.1 stays open unless either side says `Connection: close`; HTTP/1.0 closes
 //! unless the client asked for `keep-alive`. After the peer's EOF the requests already buffered are
-//! still answered, then the connection closes. [`Connection::shutdown`] (graceful server stop)
-//! closes an idle connection at once and makes the answer to an in-flight request the last.
-//! Any protocol error answers with its status and `Connection: close`, and closes.
+//! still answered (the last with `Connection: close`), then the connection closes.
+//! [`Connection::shutdown`] (graceful server stop) closes a connection with no request begun at
+//! once (after writing what is queued) and makes the answer to a request begun or in flight the
+//! last. Any protocol error answers with its status and `Connection: close`, and closes.
+//!
+//! Drivers read when [`Connection::want`] says [`Want::Read`]. Input read at other times (while the
+//! service has a request, say) is buffered without bound, so a driver that reads eagerly must cap
+//! it; left in the socket, TCP flow control bounds it.
 
 use crate::body::BodyDecoder;
 use crate::date::DateCache;
@@ -142,7 +151,7 @@ impl Connection {
             filled: 0,
             out: Vec::new(),
             out_pos: 0,
-            deadline: Some(now + limits.header_timeout),
+            deadline: now.checked_add(limits.header_timeout),
             peer_eof: false,
             draining: false,
             rejection: None,
@@ -177,12 +186,15 @@ impl Connection {
             self.peer_eof = true;
         } else {
             self.filled += n;
-            if let State::Body { .. } = self.state {
-                self.deadline = Some(now + self.limits.body_timeout);
-            } else if let State::Head(_) = self.state {
-                if self.filled - self.start == n && self.deadline_is_idle() {
-                    self.deadline = Some(now + self.limits.header_timeout);
+            match self.state {
+                State::Body { .. } => self.deadline = now.checked_add(self.limits.body_timeout),
+                State::Head(_) if self.filled - self.start == n && self.deadline_is_idle() => {
+                    self.deadline = now.checked_add(self.limits.header_timeout);
                 }
+                // Nothing more is read once the connection is closing: drop it, so a peer that
+                // keeps sending cannot grow the buffer.
+                State::Closing | State::Closed => self.start = self.filled,
+                _ => {}
             }
         }
         self.advance(now);
@@ -230,7 +242,9 @@ impl Connection {
         else {
             return;
         };
-        let keep_alive = keep_alive && !resp.close && !self.draining;
+        // After the peer's EOF with nothing left buffered, this answer is certainly the last.
+        let last = self.peer_eof && self.start == self.filled;
+        let keep_alive = keep_alive && !resp.close && !self.draining && !last;
         let wall = self.wall_at(now);
         self.compact_output();
         let ctx = EncodeCtx {
@@ -242,10 +256,12 @@ impl Connection {
         encode_response(resp, ctx, &mut self.out);
         if keep_alive {
             self.state = State::Head(HeadScan::default());
-            self.deadline = Some(now + self.limits.keep_alive_timeout);
-            if self.filled > self.start {
-                self.deadline = Some(now + self.limits.header_timeout);
-            }
+            let wait = if self.filled > self.start {
+                self.limits.header_timeout
+            } else {
+                self.limits.keep_alive_timeout
+            };
+            self.deadline = now.checked_add(wait);
             self.advance(now);
         } else {
             self.state = State::Closing;
@@ -288,8 +304,9 @@ impl Connection {
         self.deadline
     }
 
-    /// Applies the deadline if `now` has reached it: an idle connection closes quietly, a head or
-    /// body that stopped arriving gets 408 and closes.
+    /// Applies the deadline if `now` has reached it: a connection with no request begun closes
+    /// quietly (after writing what is queued), a head or body that stopped arriving gets 408 and
+    /// closes.
     pub fn handle_timeout(&mut self, now: Instant) {
         let Some(deadline) = self.deadline else {
             return;
@@ -299,16 +316,20 @@ impl Connection {
         }
         self.deadline = None;
         match self.state {
-            State::Head(_) if self.is_idle() => self.state = State::Closed,
-            State::Head(_) | State::Body { .. } => self.reject(ProtoError::HeadTimeout, now),
+            // An answer may still be queued (a client slow to read): it is written, then the
+            // connection closes; no 408 follows it, since no request was begun.
+            State::Head(_) if self.start == self.filled => self.state = State::Closed,
+            State::Head(_) => self.reject(ProtoError::HeadTimeout, now),
+            State::Body { .. } => self.reject(ProtoError::BodyTimeout, now),
             _ => {}
         }
     }
 
-    /// Graceful stop: an idle connection closes now, a busy one after its current answer.
+    /// Graceful stop: a connection with no request begun closes now (once its queued output is
+    /// written), a busy one after its current answer.
     pub fn shutdown(&mut self) {
         self.draining = true;
-        if self.is_idle() {
+        if matches!(self.state, State::Head(_)) && self.start == self.filled {
             self.state = State::Closed;
             self.deadline = None;
         }
@@ -319,6 +340,13 @@ impl Connection {
         matches!(self.state, State::Head(_))
             && self.start == self.filled
             && self.out_pos == self.out.len()
+    }
+
+    /// Whether received bytes wait that no request has taken yet: while the service has a request,
+    /// these are the start of the next, pipelined one. A driver that keeps a connection only while
+    /// more is waiting (prefork, as gunicorn's sync worker) asks this before it answers.
+    pub fn has_buffered_input(&self) -> bool {
+        self.filled > self.start
     }
 
     /// Gives the buffers' memory back while the connection is idle (nginx does the same), so an
@@ -339,7 +367,8 @@ impl Connection {
     }
 
     fn wall_at(&self, now: Instant) -> SystemTime {
-        self.wall + now.saturating_duration_since(self.epoch)
+        let since = now.saturating_duration_since(self.epoch);
+        self.wall.checked_add(since).unwrap_or(self.wall)
     }
 
     /// Whether the deadline now running is the idle one (no request begun).
@@ -389,7 +418,7 @@ impl Connection {
                                 decoder: BodyDecoder::new(head.framing),
                                 continued: !head.expect_continue,
                             };
-                            self.deadline = Some(now + self.limits.body_timeout);
+                            self.deadline = now.checked_add(self.limits.body_timeout);
                         }
                     }
                 }
@@ -424,8 +453,11 @@ impl Connection {
                             } else {
                                 if !*continued {
                                     *continued = true;
-                                    self.compact_output();
-                                    self.out.extend_from_slice(CONTINUE);
+                                    // Body bytes already here: the client did not wait for us.
+                                    if p.consumed == 0 && self.start == self.filled {
+                                        self.compact_output();
+                                        self.out.extend_from_slice(CONTINUE);
+                                    }
                                 }
                                 return;
                             }

@@ -1,5 +1,6 @@
 //! Response encoding: status line, the service's headers, then the framing headers the connection
-//! owns (Content-Length or Transfer-Encoding, Connection, Date, Server), then the body.
+//! owns (Content-Length or Transfer-Encoding, Connection, Date, Server), then the body. The
+//! service's copies of the owned headers are dropped, and its values cannot break a line.
 
 use crate::request::Version;
 use crate::response::{reason_phrase, Body, Response};
@@ -28,9 +29,12 @@ pub fn encode_response(resp: &Response, ctx: EncodeCtx<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(ctx.date);
     out.extend_from_slice(b"\r\n");
     for (name, value) in &resp.headers {
+        if OWNED.iter().any(|owned| name.eq_ignore_ascii_case(owned)) {
+            continue;
+        }
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
+        push_value(out, value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     if !ctx.keep_alive {
@@ -40,10 +44,7 @@ pub fn encode_response(resp: &Response, ctx: EncodeCtx<'_>, out: &mut Vec<u8>) {
     }
     let bodiless = resp.status < 200 || resp.status == 204 || resp.status == 304;
     match &resp.body {
-        _ if bodiless => {
-            out.extend_from_slice(b"\r\n");
-            return;
-        }
+        _ if bodiless => out.extend_from_slice(b"\r\n"),
         Body::Full(body) => {
             content_length(out, body.len());
             if !ctx.head_only {
@@ -61,14 +62,53 @@ pub fn encode_response(resp: &Response, ctx: EncodeCtx<'_>, out: &mut Vec<u8>) {
             if ctx.head_only {
                 return;
             }
+            // An empty chunk would read as the last one: skip it.
             for chunk in chunks.iter().filter(|c| !c.is_empty()) {
-                out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                push_hex(out, chunk.len());
+                out.extend_from_slice(b"\r\n");
                 out.extend_from_slice(chunk);
                 out.extend_from_slice(b"\r\n");
             }
             out.extend_from_slice(b"0\r\n\r\n");
         }
     }
+}
+
+/// Headers the connection writes itself: one from the service would frame the answer twice.
+const OWNED: [&str; 5] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "date",
+    "server",
+];
+
+/// Appends a header value; CR, LF and NUL become spaces, so no value (a `Location` built from a
+/// query, say) can end the header line and start another: no response splitting.
+fn push_value(out: &mut Vec<u8>, value: &[u8]) {
+    if value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+        out.extend(value.iter().map(|&b| match b {
+            b'\r' | b'\n' | 0 => b' ',
+            b => b,
+        }));
+    } else {
+        out.extend_from_slice(value);
+    }
+}
+
+/// Appends `n` in lower-case hex, without allocating.
+fn push_hex(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 2 * std::mem::size_of::<usize>()];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789abcdef"[n & 0xf];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 fn content_length(out: &mut Vec<u8>, len: usize) {

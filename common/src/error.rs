@@ -40,6 +40,8 @@ pub enum ProtoError {
     BadExpectation,
     /// The head did not arrive within the header timeout.
     HeadTimeout,
+    /// The body stopped arriving for longer than the body timeout.
+    BodyTimeout,
 }
 
 impl ProtoError {
@@ -52,7 +54,7 @@ impl ProtoError {
             ProtoError::UnsupportedVersion => 505,
             ProtoError::UnknownTransferEncoding => 501,
             ProtoError::BadExpectation => 417,
-            ProtoError::HeadTimeout => 408,
+            ProtoError::HeadTimeout | ProtoError::BodyTimeout => 408,
             _ => 400,
         }
     }
@@ -77,6 +79,7 @@ impl ProtoError {
             ProtoError::UnsupportedVersion => "HTTP version not supported",
             ProtoError::BadExpectation => "only 100-continue is supported",
             ProtoError::HeadTimeout => "request head not received in time",
+            ProtoError::BodyTimeout => "request body not received in time",
         }
     }
 }

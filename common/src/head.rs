@@ -54,8 +54,10 @@ pub struct Head {
 /// Progress of [`scan_head`] over a buffer that grows between calls.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct HeadScan {
-    /// Bytes already checked.
+    /// Bytes already checked: everything before `scanned` needs no second look.
     scanned: usize,
+    /// Where the line being scanned starts.
+    line_start: usize,
     /// Leading empty lines skipped before the request line (RFC 9112 section 2.2).
     skipped: usize,
     /// Whether the request line has been seen complete.
@@ -71,77 +73,102 @@ impl HeadScan {
 
 /// Looks for the end of the head in `buf`, checking line endings as it goes. Returns the length of
 /// the head including its final CRLF CRLF (and any skipped leading empty lines), `None` while it
-/// is still incomplete.
+/// is still incomplete. `buf` must start where the first call's did: `scan` holds offsets into it.
+///
+/// Each line is judged when its CRLF arrives, so a read may end anywhere (even between CR and LF)
+/// without changing the verdict. The request line is checked as soon as it is complete, so a
+/// client that opens with garbage is answered at once rather than at the header timeout.
 pub fn scan_head(
     buf: &[u8],
     scan: &mut HeadScan,
     limits: &HeadLimits,
 ) -> Result<Option<usize>, ProtoError> {
-    // Empty lines before the request line are ignored; bound them like the head itself.
-    if !scan.line_done && scan.scanned == scan.skipped {
-        while buf[scan.skipped..].starts_with(b"\r\n") {
-            scan.skipped += 2;
-            scan.scanned = scan.skipped;
-            if scan.skipped > limits.max_head_bytes {
+    loop {
+        let rest = &buf[scan.scanned..];
+        let Some(at) = rest.iter().position(|&b| b == b'\r' || b == b'\n') else {
+            scan.scanned = buf.len();
+            break;
+        };
+        let eol = scan.scanned + at;
+        // A limit is crossed where it is crossed: whatever comes after the limit (a bad byte
+        // included) is never looked at, so the answer does not depend on how the bytes arrive.
+        limit_crossed(eol, scan, limits)?;
+        if buf[eol] == b'\n' {
+            return Err(ProtoError::BareLineEnding);
+        }
+        match buf.get(eol + 1) {
+            // Wait at the CR: the LF may come with the next read.
+            None => {
+                scan.scanned = eol;
+                break;
+            }
+            Some(b'\n') => {}
+            Some(_) => return Err(ProtoError::BareLineEnding),
+        }
+        let line = &buf[scan.line_start..eol];
+        let next = eol + 2;
+        if !scan.line_done {
+            if line.is_empty() {
+                // An empty line before the request line is ignored; bound them like a head.
+                scan.skipped = next;
+                if scan.skipped > limits.max_head_bytes {
+                    return Err(ProtoError::HeadTooLarge);
+                }
+            } else {
+                if line.len() > limits.max_request_line {
+                    return Err(ProtoError::RequestLineTooLong);
+                }
+                check_request_line(&buf[scan.line_start..next])?;
+                scan.line_done = true;
+            }
+        } else if line.is_empty() {
+            if next - scan.skipped > limits.max_head_bytes {
                 return Err(ProtoError::HeadTooLarge);
             }
+            scan.scanned = next;
+            scan.line_start = next;
+            return Ok(Some(next));
+        } else if matches!(line[0], b' ' | b'\t') {
+            // A line that starts with whitespace continues the previous one: obs-fold.
+            return Err(ProtoError::ObsFold);
         }
-        if buf.len() == scan.skipped + 1 && buf[scan.skipped] == b'\r' {
-            return Ok(None);
-        }
+        scan.line_start = next;
+        scan.scanned = next;
     }
-    let mut i = scan.scanned;
-    while i < buf.len() {
-        match buf[i] {
-            b'\r' => match buf.get(i + 1) {
-                None => break, // the LF may come with the next read
-                Some(b'\n') => {
-                    if !scan.line_done {
-                        scan.line_done = true;
-                        if i - scan.skipped > limits.max_request_line {
-                            return Err(ProtoError::RequestLineTooLong);
-                        }
-                    }
-                    // An empty line ends the head; a line starting with whitespace is obs-fold.
-                    match buf.get(i + 2) {
-                        None => {
-                            i += 2;
-                            break;
-                        }
-                        Some(b' ' | b'\t') => return Err(ProtoError::ObsFold),
-                        Some(b'\r') => match buf.get(i + 3) {
-                            None => {
-                                i += 2;
-                                break;
-                            }
-                            Some(b'\n') => {
-                                let end = i + 4;
-                                if end - scan.skipped > limits.max_head_bytes {
-                                    return Err(ProtoError::HeadTooLarge);
-                                }
-                                scan.scanned = end;
-                                return Ok(Some(end));
-                            }
-                            Some(_) => return Err(ProtoError::BareLineEnding),
-                        },
-                        Some(_) => i += 2,
-                    }
-                }
-                Some(_) => return Err(ProtoError::BareLineEnding),
-            },
-            b'\n' => return Err(ProtoError::BareLineEnding),
-            _ => i += 1,
-        }
-    }
-    scan.scanned = i;
-    let seen = buf.len() - scan.skipped;
-    if !scan.line_done && seen > limits.max_request_line {
-        return Err(ProtoError::RequestLineTooLong);
-    }
-    if seen > limits.max_head_bytes {
-        return Err(ProtoError::HeadTooLarge);
-    }
+    // Incomplete: the bytes so far already count against the limits, except a CR still waiting
+    // for its LF (`scanned` stops before it): it ends the line rather than lengthening it.
+    limit_crossed(scan.scanned, scan, limits)?;
     Ok(None)
+}
+
+/// Whether `len` bytes of buffer cross a limit; when both are crossed, the one crossed first
+/// answers, as it would have with the bytes arriving one at a time.
+fn limit_crossed(len: usize, scan: &HeadScan, limits: &HeadLimits) -> Result<(), ProtoError> {
+    // The first buffer length at which each limit is exceeded.
+    let line_at = (!scan.line_done).then(|| scan.line_start + limits.max_request_line + 1);
+    let head_at = scan.skipped + limits.max_head_bytes + 1;
+    match line_at {
+        Some(line_at) if line_at <= len && line_at <= head_at => {
+            Err(ProtoError::RequestLineTooLong)
+        }
+        _ if head_at <= len => Err(ProtoError::HeadTooLarge),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a complete request line (with its CRLF) on its own, before the headers arrive.
+fn check_request_line(line: &[u8]) -> Result<(), ProtoError> {
+    let mut no_headers: [httparse::Header<'_>; 0] = [];
+    let mut parsed = httparse::Request::new(&mut no_headers);
+    match parsed.parse(line) {
+        // Partial: the line is fine and the headers are still to come.
+        Ok(_) => {}
+        Err(e) => return Err(classify(e, line)),
+    }
+    match (parsed.method, parsed.path) {
+        (Some(method), Some(target)) => check_target(method, target),
+        _ => Err(ProtoError::BadSyntax),
+    }
 }
 
 /// Parses a complete head (as found by [`scan_head`], without the skipped leading empty lines).
@@ -185,6 +212,9 @@ pub fn parse_head(head: &[u8], limits: &HeadLimits) -> Result<Head, ProtoError> 
         let name = h.name;
         if name.eq_ignore_ascii_case("host") {
             hosts += 1;
+            if !is_host(h.value) {
+                return Err(ProtoError::BadHost);
+            }
         } else if name.eq_ignore_ascii_case("content-length") {
             if length.is_some() {
                 return Err(ProtoError::BadContentLength);
@@ -197,10 +227,18 @@ pub fn parse_head(head: &[u8], limits: &HeadLimits) -> Result<Head, ProtoError> 
             if value.trim().is_empty() {
                 return Err(ProtoError::BadTransferEncoding);
             }
+            // A coding may carry parameters (`token *( OWS ";" OWS parameter )`); none is
+            // defined for chunked and they never change the framing, so only the name counts.
             list.extend(
                 value
                     .split(',')
-                    .map(|c| c.trim().to_ascii_lowercase())
+                    .map(|c| {
+                        c.split(';')
+                            .next()
+                            .unwrap_or("")
+                            .trim()
+                            .to_ascii_lowercase()
+                    })
                     .filter(|c| !c.is_empty()),
             );
         } else if name.eq_ignore_ascii_case("connection") {
@@ -277,41 +315,60 @@ fn is_other_version(head: &[u8]) -> bool {
 }
 
 /// Accepts origin-form, absolute-form (http/https), `*` for OPTIONS, authority-form for CONNECT.
+/// The target must be ASCII (RFC 3986: other bytes travel percent-encoded). A fragment is
+/// tolerated, as most servers do: it is not part of the grammar, but it cannot change framing.
 fn check_target(method: &str, target: &str) -> Result<(), ProtoError> {
-    let ok = if target.starts_with('/') {
+    let ok = if method == "CONNECT" {
+        // Authority-form, and only it: `host:port` (RFC 9112 section 3.2.3).
+        target.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && is_host(host.as_bytes())
+                && !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+        })
+    } else if target.starts_with('/') {
         !target.starts_with("//")
     } else if target == "*" {
         method == "OPTIONS"
-    } else if method == "CONNECT" {
-        !target.contains('/') && target.contains(':')
     } else {
         let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
         lower.starts_with("http://") || lower.starts_with("https://")
     };
-    if ok && !target.contains('#') {
+    if ok && target.is_ascii() {
         Ok(())
     } else {
         Err(ProtoError::BadSyntax)
     }
 }
 
-/// Content-Length is 1*DIGIT: no sign, no list, no spaces inside.
+/// A Host value is `uri-host [ ":" port ]` (RFC 9112 section 3.2: an invalid one is a 400): the
+/// bytes of reg-name, IP literals and percent-encoding only. Empty is allowed (no authority).
+fn is_host(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b))
+}
+
+/// Content-Length is 1*DIGIT: no sign, no list, no spaces inside. A number beyond `u64` is as
+/// malformed as a letter (and no body of that size can be accepted anyway).
 fn parse_length(value: &[u8]) -> Result<u64, ProtoError> {
     let value = value.trim_ascii();
-    if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
         return Err(ProtoError::BadContentLength);
     }
-    // 18 digits always fit a u64.
-    Ok(value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+    value.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(d - b'0')))
+            .ok_or(ProtoError::BadContentLength)
+    })
 }
 
 /// The final coding must be chunked, once; any other coding is one this server does not decode.
 fn check_codings(list: &[String]) -> Result<Framing, ProtoError> {
     match list.split_last() {
         Some((last, rest)) if last == "chunked" => {
-            if rest.iter().any(|c| c == "chunked") {
-                Err(ProtoError::BadTransferEncoding)
-            } else if rest.iter().any(|c| !is_token(c)) {
+            // Chunked twice, or a malformed coding: the framing itself is in doubt (400).
+            if rest.iter().any(|c| c == "chunked" || !is_token(c)) {
                 Err(ProtoError::BadTransferEncoding)
             } else if rest.is_empty() {
                 Ok(Framing::Chunked)

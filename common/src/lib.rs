@@ -5,6 +5,7 @@
 //! - [`error`]: protocol errors, each with the status it deserves.
 //! - [`head`]: request-head parsing on `httparse`, plus the strict RFC 9112 checks.
 //! - [`body`]: request-body framing (Content-Length and chunked, with extensions and trailers).
+//! - [`client`]: the client side, sans-IO: request encoding and response decoding.
 //! - [`encode`]: response encoding (Content-Length or chunked, HEAD, keep-alive headers).
 //! - [`conn`]: the connection state machine that ties them together ("Theory of operation").
 //! - [`date`]: the `Date` header, formatted at most once a second.
@@ -14,6 +15,7 @@
 //! - [`service`]: the demo service, the same routes under every model.
 
 pub mod body;
+pub mod client;
 pub mod conn;
 pub mod date;
 pub mod encode;

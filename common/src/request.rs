@@ -42,20 +42,27 @@ impl Request {
     /// The path part of the target (before `?`). For an absolute-form target, the path after
     /// the authority.
     pub fn path(&self) -> &str {
-        let target = self.target();
-        let target = match target.find("://") {
-            Some(i) => {
-                let rest = &target[i + 3..];
-                rest.find('/').map_or("/", |j| &rest[j..])
-            }
-            None => target,
-        };
+        let target = self.origin_form();
         target.split('?').next().unwrap_or("")
     }
 
-    /// The query string (after `?`), if any.
+    /// The query string (after `?`, before any `#`), if any.
     pub fn query(&self) -> Option<&str> {
-        self.target().split_once('?').map(|(_, q)| q)
+        self.origin_form().split_once('?').map(|(_, q)| q)
+    }
+
+    /// The target as path and query: the authority of an absolute-form target dropped, and any
+    /// fragment (which clients should not send, and some do) ignored.
+    fn origin_form(&self) -> &str {
+        let target = self.target();
+        let target = match target.find("://") {
+            Some(i) if !target.starts_with('/') => {
+                let rest = &target[i + 3..];
+                rest.find('/').map_or("/", |j| &rest[j..])
+            }
+            _ => target,
+        };
+        target.split('#').next().unwrap_or("")
     }
 
     /// The value of query parameter `name`, undecoded.

@@ -2,12 +2,12 @@
 //! connection away (thread, fork): load shedding over `--max-connections`, back-off when the
 //! process is out of descriptors, and the graceful stop.
 
-use crate::blocking::{wait_readable, Woken};
+use crate::blocking::wait_any;
 use crate::server::{is_resource_error, shed, Ctx};
 use crate::shutdown;
 use common::stats::Counters;
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -31,16 +31,48 @@ impl Drop for ConnGuard {
 /// Accepts until a graceful stop is asked for, handing each connection under the limit to
 /// `serve`. A connection over `--max-connections` gets a 503 and is closed at once.
 pub fn accept_loop(ctx: &Ctx, listener: &TcpListener, mut serve: impl FnMut(TcpStream)) {
+    accept_loop_waking(ctx, listener, None, |event| {
+        if let Accepted::Conn(stream) = event {
+            serve(stream);
+        }
+    });
+}
+
+/// What [`accept_loop_waking`] hands its caller.
+pub enum Accepted {
+    /// A connection under the limit, to serve.
+    Conn(TcpStream),
+    /// The `wake` descriptor is readable: the caller drains it (or the loop spins).
+    Woken,
+}
+
+/// [`accept_loop`] that also wakes whenever `wake` becomes readable, before it checks the limit
+/// (the fork model hears SIGCHLD there and reaps, so the count of live children is fresh).
+pub fn accept_loop_waking(
+    ctx: &Ctx,
+    listener: &TcpListener,
+    wake: Option<RawFd>,
+    mut on: impl FnMut(Accepted),
+) {
     let stop = shutdown::get();
     let mut backoff = Duration::from_millis(10);
     while !stop.requested() {
-        match wait_readable(listener.as_raw_fd(), None, Some(stop.fd())) {
-            Ok(Woken::Readable) => {}
-            Ok(_) => break,
+        let fds = [listener.as_raw_fd(), stop.fd(), wake.unwrap_or(-1)];
+        let [incoming, stopped, woken] = match wait_any(fds, None) {
+            Ok(ready) => ready,
             Err(e) => {
                 eprintln!("zoo: poll on the listener failed: {e}");
                 break;
             }
+        };
+        if woken {
+            on(Accepted::Woken);
+        }
+        if stopped {
+            break;
+        }
+        if !incoming {
+            continue;
         }
         match listener.accept() {
             Ok((mut stream, _)) => {
@@ -50,7 +82,7 @@ pub fn accept_loop(ctx: &Ctx, listener: &TcpListener, mut serve: impl FnMut(TcpS
                     shed(&mut stream, ctx.counters);
                     continue;
                 }
-                serve(stream);
+                on(Accepted::Conn(stream));
             }
             Err(e) if is_resource_error(&e) => {
                 // Out of descriptors: accepting again at once would spin. Wait for connections

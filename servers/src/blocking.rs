@@ -24,22 +24,41 @@ pub enum Woken {
     Shutdown,
 }
 
+/// How long a blocking driver keeps a connection open between requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepAlive {
+    /// As long as the client wants and the keep-alive timeout allows (thread, fork, pool).
+    AsAsked,
+    /// Only while a further request is already waiting, buffered or in the socket: the answer to
+    /// the last one received says `Connection: close`, so an idle client never holds the worker
+    /// (prefork, as gunicorn's sync worker).
+    WhileWaiting,
+}
+
 /// Serves one connection to its end with blocking IO on the calling thread.
-pub fn serve(ctx: &Ctx, mut stream: TcpStream) {
+pub fn serve(ctx: &Ctx, stream: TcpStream) {
+    serve_with(ctx, stream, KeepAlive::AsAsked);
+}
+
+/// [`serve`] with a keep-alive policy.
+pub fn serve_with(ctx: &Ctx, mut stream: TcpStream, keep: KeepAlive) {
     // A client that stops reading our answers cannot pin this thread for longer than this.
     let _ = stream.set_write_timeout(Some(ctx.limits.body_timeout));
     let _ = stream.set_nodelay(true);
     let mut conn = Connection::new(ctx.limits, Instant::now(), SystemTime::now());
-    drive(ctx, &mut stream, &mut conn);
+    drive(ctx, &mut stream, &mut conn, keep);
     let _ = stream.shutdown(Side::Write);
 }
 
 /// Runs `conn` over `stream` until it wants to close.
-pub fn drive(ctx: &Ctx, stream: &mut TcpStream, conn: &mut Connection) {
+pub fn drive(ctx: &Ctx, stream: &mut TcpStream, conn: &mut Connection, keep: KeepAlive) {
     let stop = shutdown::get();
+    let fd = stream.as_raw_fd();
     let mut draining = false;
     loop {
-        answer_ready(ctx, conn);
+        answer_ready_with(ctx, conn, |conn| {
+            keep == KeepAlive::WhileWaiting && !conn.has_buffered_input() && !has_unread_input(fd)
+        });
         if flush(stream, conn).is_err() {
             return;
         }
@@ -74,15 +93,29 @@ pub fn drive(ctx: &Ctx, stream: &mut TcpStream, conn: &mut Connection) {
 
 /// Answers every request the connection has ready, waiting for each answer on this thread.
 pub fn answer_ready(ctx: &Ctx, conn: &mut Connection) {
+    answer_ready_with(ctx, conn, |_| false);
+}
+
+/// [`answer_ready`], making an answer the connection's last when `last(conn)` says so (asked
+/// once the answer is known, just before it is queued).
+pub fn answer_ready_with(ctx: &Ctx, conn: &mut Connection, last: impl Fn(&Connection) -> bool) {
     while let Some(req) = conn.next_request() {
         let started = Instant::now();
         let resp = ctx.answer(&req).wait_blocking();
         ctx.record(&req, &resp, started);
-        if shutdown::get().requested() {
+        if shutdown::get().requested() || last(conn) {
             conn.shutdown();
         }
         conn.respond(&resp, Instant::now());
     }
+}
+
+/// Whether the socket holds received bytes not yet read (FIONREAD; an error counts as none).
+fn has_unread_input(fd: RawFd) -> bool {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which is valid for the call.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    rc == 0 && n > 0
 }
 
 /// Reads once into the connection. An error is final for the connection.
@@ -121,18 +154,27 @@ pub fn wait_readable(
     deadline: Option<Instant>,
     stop: Option<RawFd>,
 ) -> io::Result<Woken> {
-    let mut fds = [
-        libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: stop.unwrap_or(-1),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
+    let [readable, stopped] = wait_any([fd, stop.unwrap_or(-1)], deadline)?;
+    Ok(if readable {
+        Woken::Readable
+    } else if stopped {
+        Woken::Shutdown
+    } else {
+        Woken::Timeout
+    })
+}
+
+/// Waits until one of `fds` is readable (or at EOF or in error) or `deadline` passes, and says
+/// which are; all `false` means the deadline passed. A negative descriptor is never ready.
+pub fn wait_any<const N: usize>(
+    fds: [RawFd; N],
+    deadline: Option<Instant>,
+) -> io::Result<[bool; N]> {
+    let mut pfds = fds.map(|fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    });
     loop {
         let timeout = match deadline {
             None => -1,
@@ -142,9 +184,9 @@ pub fn wait_readable(
                 left.as_millis().min(i32::MAX as u128) as i32 + i32::from(left.as_nanos() > 0)
             }
         };
-        // SAFETY: `fds` is a valid array of two pollfd for the duration of the call; a negative
+        // SAFETY: `pfds` is a valid array of N pollfd for the duration of the call; a negative
         // fd is ignored by poll(2).
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), N as libc::nfds_t, timeout) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -152,15 +194,7 @@ pub fn wait_readable(
             }
             return Err(e);
         }
-        if fds[0].revents != 0 {
-            return Ok(Woken::Readable);
-        }
-        if fds[1].revents != 0 {
-            return Ok(Woken::Shutdown);
-        }
-        if n == 0 {
-            return Ok(Woken::Timeout);
-        }
+        return Ok(pfds.map(|p| p.revents != 0));
     }
 }
 

@@ -20,6 +20,23 @@ pub enum Model {
     AsyncStd,
     /// A smol task per connection, on an executor over `--threads` threads (asyncio).
     Smol,
+    /// A new process per connection, forked after accept (inetd, Python `ForkingMixIn`).
+    Fork,
+    /// `--workers` processes share the listener, one connection each at a time (Apache prefork,
+    /// gunicorn sync).
+    Prefork,
+    /// An event loop over `select(2)`; refuses connections beyond FD_SETSIZE (Python selectors).
+    Select,
+    /// An event loop over `poll(2)` (Python `selectors.PollSelector`).
+    Poll,
+    /// An event loop over level-triggered epoll (asyncio on Linux, Tornado, nginx).
+    Epoll,
+    /// Non-blocking sockets tried in a loop with no multiplexer (IO model 2).
+    Nonblocking,
+    /// Readiness from queued real-time signals, `O_ASYNC` + `F_SETSIG` (IO model 4).
+    Sigio,
+    /// Completion-based IO on io_uring, one ring per thread (IO model 5).
+    Uring,
 }
 
 impl Model {
@@ -32,7 +49,21 @@ impl Model {
             Model::Tokio => "tokio",
             Model::AsyncStd => "async-std",
             Model::Smol => "smol",
+            Model::Fork => "fork",
+            Model::Prefork => "prefork",
+            Model::Select => "select",
+            Model::Poll => "poll",
+            Model::Epoll => "epoll",
+            Model::Nonblocking => "nonblocking",
+            Model::Sigio => "sigio",
+            Model::Uring => "uring",
         }
+    }
+
+    /// Whether the model serves from several processes: the counters then live in the shared
+    /// scoreboard, and the kv store and sessions are per process.
+    pub fn multi_process(self) -> bool {
+        matches!(self, Model::Fork | Model::Prefork)
     }
 }
 
@@ -44,14 +75,23 @@ pub struct Options {
     #[arg(long, value_enum, env = "ZOO_MODEL", default_value = "thread")]
     pub model: Model,
 
+    /// Print the name of every model, one a line, and exit (for scripts and tests).
+    #[arg(long)]
+    pub list_models: bool,
+
     /// Address to listen on; port 0 picks a free port (printed at start).
     #[arg(long, env = "ZOO_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Worker threads (pool: the pool's size, default 4 per CPU; coroutine, tokio, async-std,
-    /// smol: the scheduler's threads, default 1 per CPU).
+    /// Worker threads: the pool's size (default 4 per CPU), the scheduler's threads of coroutine,
+    /// tokio, async-std and smol (default 1 per CPU), or reactor and ring loops (default 1).
     #[arg(long, env = "ZOO_THREADS")]
     pub threads: Option<usize>,
+
+    /// Prefork only: worker processes (default: one per CPU).
+    #[arg(long, env = "ZOO_WORKERS",
+          value_parser = clap::value_parser!(u32).range(1..=crate::scoreboard::MAX_WORKERS as i64))]
+    pub workers: Option<u32>,
 
     /// Most connections open at once; above it a new connection gets 503 and is closed.
     #[arg(long, env = "ZOO_MAX_CONNECTIONS", default_value_t = 10_000,

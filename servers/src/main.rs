@@ -5,24 +5,37 @@
 //! - [`shutdown`]: SIGTERM/SIGINT as a descriptor that every model can wait on.
 //! - [`acceptor`]: the blocking accept loop with limits and back-off.
 //! - [`blocking`]: the per-connection loop for blocking IO.
+//! - [`children`]: forking, reaping and stopping child processes (fork, prefork).
+//! - [`scoreboard`]: server-wide counters in memory shared by every process (fork, prefork).
+//! - [`reactor`]: the hand-written event loop behind select, poll, epoll, nonblocking and sigio.
 //! - [`models`]: one module per model.
 
 mod acceptor;
 mod blocking;
+mod children;
 mod cli;
 mod models;
+mod reactor;
+mod scoreboard;
 mod server;
 mod shutdown;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use cli::{Model, Options};
 use common::stats::Counters;
+use scoreboard::Scoreboard;
 use server::{announce, bind, raise_nofile_limit, Ctx};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 fn main() -> ExitCode {
     let opts = Options::parse();
+    if opts.list_models {
+        for model in Model::value_variants() {
+            println!("{}", model.name());
+        }
+        return ExitCode::SUCCESS;
+    }
     match run(opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -39,9 +52,22 @@ fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot listen on {} (--listen): {e}", opts.listen))?;
     let addr = listener.local_addr()?;
     let model = opts.model;
-    let counters: &'static Counters = Box::leak(Box::default());
-    let ctx = Arc::new(Ctx::new(opts, counters, false));
-    announce(model.name(), addr, "");
+    if model == Model::Uring {
+        models::uring::check_available()?;
+    }
+    // The process models count in shared memory, mapped before anything forks.
+    let board = model.multi_process().then(Scoreboard::create).transpose()?;
+    let counters: &'static Counters = match board {
+        Some(board) => &board.counters,
+        None => Box::leak(Box::default()),
+    };
+    let ctx = Arc::new(Ctx::new(opts, counters, board.is_some()));
+    let note = if board.is_some() {
+        " (state per process)"
+    } else {
+        ""
+    };
+    announce(model.name(), addr, note);
     match model {
         Model::Thread => models::thread::run(ctx, listener),
         Model::Pool => models::pool::run(ctx, listener)?,
@@ -49,6 +75,17 @@ fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
         Model::Tokio => models::tokio::run(ctx, listener)?,
         Model::AsyncStd => models::async_std::run(ctx, listener)?,
         Model::Smol => models::smol::run(ctx, listener)?,
+        Model::Fork => models::fork::run(&ctx, listener)?,
+        Model::Prefork => {
+            let board = board.ok_or("prefork runs without its scoreboard")?;
+            models::prefork::run(&ctx, listener, board)?
+        }
+        Model::Select => models::select::run(ctx, listener)?,
+        Model::Poll => models::poll::run(ctx, listener)?,
+        Model::Epoll => models::epoll::run(ctx, listener)?,
+        Model::Nonblocking => models::nonblocking::run(ctx, listener)?,
+        Model::Sigio => models::sigio::run(ctx, listener)?,
+        Model::Uring => models::uring::run(ctx, listener)?,
     }
     Ok(())
 }

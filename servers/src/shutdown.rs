@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 /// The process-wide shutdown notice.
 pub struct Shutdown {
     read: OwnedFd,
+    /// The write end's number (the handlers own the descriptor); [`detach`] repoints it.
+    write: RawFd,
     flag: AtomicBool,
 }
 
@@ -23,6 +25,7 @@ pub fn install() -> io::Result<&'static Shutdown> {
     let (read, write) = std::io::pipe()?;
     let read: OwnedFd = read.into();
     let write: OwnedFd = write.into();
+    let write_fd = write.as_raw_fd();
     set_nonblocking(read.as_raw_fd())?;
     set_nonblocking(write.as_raw_fd())?;
     let write = std::sync::Arc::new(write);
@@ -42,6 +45,7 @@ pub fn install() -> io::Result<&'static Shutdown> {
     }
     Ok(SHUTDOWN.get_or_init(|| Shutdown {
         read,
+        write: write_fd,
         flag: AtomicBool::new(false),
     }))
 }
@@ -62,6 +66,36 @@ impl Shutdown {
     pub fn fd(&self) -> RawFd {
         self.read.as_raw_fd()
     }
+}
+
+/// In a process just forked: gives it a stop notice of its own. The pipe is shared with the parent
+/// across `fork`, so without this a signal to one child would wake, and stop, every process of the
+/// server; after it, the parent stops a child by signalling it. Call it with SIGTERM and SIGINT
+/// blocked, so that no signal falls between `fork` and here.
+pub fn detach() -> io::Result<()> {
+    let s = get();
+    let (read, write) = std::io::pipe()?;
+    set_nonblocking(read.as_raw_fd())?;
+    set_nonblocking(write.as_raw_fd())?;
+    for (from, to) in [
+        (read.as_raw_fd(), s.read.as_raw_fd()),
+        (write.as_raw_fd(), s.write),
+    ] {
+        // SAFETY: dup3 atomically points descriptor `to`, which this module owns, at the new pipe
+        // end; the handlers keep writing to the same number and now reach the new pipe.
+        if unsafe { libc::dup3(from, to, libc::O_CLOEXEC) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    // The temporaries close here; the pipe lives on under the old numbers.
+    drop((read, write));
+    if s.requested() {
+        // A stop asked for before the fork still stands in the child.
+        let byte = 1u8;
+        // SAFETY: write(2) of one byte from a valid buffer to our own pipe.
+        unsafe { libc::write(s.write, (&byte as *const u8).cast(), 1) };
+    }
+    Ok(())
 }
 
 /// Puts `fd` in non-blocking mode.

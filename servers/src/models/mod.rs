@@ -4,7 +4,15 @@
 pub mod async_conn;
 pub mod async_std;
 pub mod coroutine;
+pub mod epoll;
+pub mod fork;
+pub mod nonblocking;
+pub mod poll;
 pub mod pool;
+pub mod prefork;
+pub mod select;
+pub mod sigio;
 pub mod smol;
 pub mod thread;
 pub mod tokio;
+pub mod uring;

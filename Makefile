@@ -1,0 +1,63 @@
+# zoo: one HTTP/1.1 service, many concurrency models. `make help` lists the targets.
+
+MODEL ?= pool
+LISTEN ?= 127.0.0.1:8080
+CARGO ?= cargo
+
+.PHONY: help run build test lint conformance bench-c10k clean
+
+help:
+	@echo "make run MODEL=pool LISTEN=127.0.0.1:8080   serve with one model"
+	@echo "make test                                   fmt check, clippy, every test against every model"
+	@echo "make conformance                            replay ../shared/conformance against every model"
+	@echo "make build                                  release binaries in target/release"
+
+build:
+	$(CARGO) build --release --workspace
+
+run:
+	$(CARGO) run --release -p servers -- --model=$(MODEL) --listen $(LISTEN)
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: lint
+	$(CARGO) test --workspace
+
+conformance:
+	$(CARGO) test -p servers --test conformance -- --nocapture
+
+# 10,000 idle keep-alive connections: RSS per connection and a further client's latency.
+bench-c10k:
+	$(CARGO) bench -p servers --bench c10k -- epoll uring poll
+
+clean:
+	$(CARGO) clean
+
+# --- docker: every model in its own container under equal limits (docker/README.md) ---------
+# DOCKER_PATH=local (default: host cargo build on a debootstrap base, no registry needed) or
+# registry (docker/Dockerfile, multi-stage, pulls rust:1-bookworm and debian:bookworm-slim).
+DOCKER_PATH ?= local
+
+.PHONY: docker-build docker-compare docker-clean docker-test
+
+docker-build:
+	DOCKER_PATH=$(DOCKER_PATH) CARGO=$(CARGO) docker/build.sh
+
+docker-compare:
+	DOCKER_PATH=$(DOCKER_PATH) CARGO=$(CARGO) docker/compare.sh
+
+docker-clean:
+	docker/clean.sh
+
+docker-test:
+	CARGO=$(CARGO) docker/test.sh
+
+# Fuzz the sans-IO core (fuzz/README.md): each target FUZZ_SECONDS, one libFuzzer process.
+# Needs the nightly toolchain and `cargo install cargo-fuzz`.
+FUZZ_SECONDS ?= 60
+
+.PHONY: fuzz
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# make docker-compare: build the image, start every model in its own container under the same
+# limits, run `loadtest compare` against them from the loadtest container, take everything down.
+# The report lands in results/docker-<UTC time>/ (results.json, report.md, charts).
+#
+# Variables: DOCKER_PATH (local|registry, default local), ZOO_SKIP_BUILD=1 (use the image as it
+# is), ZOO_SCENARIOS (all), ZOO_COMPARE_ARGS (e.g. --quick), and the limits of
+# docker/docker-compose.yml (ZOO_CPUS, ZOO_MEM, ZOO_SERVER_CPUSET, ZOO_CLIENT_CPUSET, ...).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+engine_answers || die "no Docker engine answers (docker version failed)"
+if [ "${ZOO_SKIP_BUILD:-0}" != 1 ]; then
+    "$ZOO_DOCKER_DIR/build.sh" "${DOCKER_PATH:-local}"
+else
+    "$ZOO_DOCKER_DIR/gen-compose.sh"
+fi
+has_compare || die "the image's loadtest has no 'compare --target' yet (issue 7): nothing to run"
+
+project=zoo
+file="$ZOO_DOCKER_DIR/docker-compose.yml"
+mapfile -t models < <(image_models)
+export ZOO_OUT="${ZOO_OUT:-docker-$(date -u +%Y%m%dT%H%M%SZ)}"
+export ZOO_RESULTS="${ZOO_RESULTS:-$ZOO_ROOT/results}"
+export ZOO_UID="${ZOO_UID:-$(id -u)}" ZOO_GID="${ZOO_GID:-$(id -g)}"
+mkdir -p "$ZOO_RESULTS/$ZOO_OUT"
+
+down() {
+    local rc=$?
+    log "taking the containers down"
+    compose -p "$project" -f "$file" --profile compare down -v --remove-orphans -t 15 >/dev/null 2>&1 || true
+    remove_project "$project" || { project_left "$project" >&2; rc=1; }
+    exit "$rc"
+}
+trap down EXIT
+trap 'exit 130' INT TERM
+
+log "starting ${#models[@]} models: ${models[*]}"
+compose -p "$project" -f "$file" up -d "${models[@]}"
+wait_healthy "$project" "${models[@]}" || die "not every model became healthy"
+idle_report "$project" "${models[@]}"
+log "all healthy; comparing (scenarios ${ZOO_SCENARIOS:-all} ${ZOO_COMPARE_ARGS:-})"
+tty=(-T); [ -t 0 ] && [ -t 1 ] && tty=()
+compose -p "$project" -f "$file" --profile compare run --rm "${tty[@]}" loadtest
+log "report: $ZOO_RESULTS/$ZOO_OUT/report.md"

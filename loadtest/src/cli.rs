@@ -1,0 +1,273 @@
+//! The command line: `loadtest run URL [options]` and `loadtest merge HLOG...`. Each value is
+//! checked as it is parsed, so a bad one is reported against its own flag; checks that involve
+//! two flags happen in [`RunArgs::check`].
+
+use crate::target::Target;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// HTTP/1.1 load generator: wrk's engine, wrk2's corrected latency, HdrHistogram output.
+#[derive(Debug, Parser)]
+#[command(name = "loadtest", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+// Parsed once per process: the size of the larger variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load one URL and report throughput, latency percentiles and errors.
+    Run(RunArgs),
+    /// Add up HdrHistogram interval logs (e.g. from several generator hosts) and print the
+    /// combined percentiles.
+    Merge(MergeArgs),
+}
+
+/// Options of `loadtest run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Target: an http:// URL, host, optional port, path and query (plain HTTP/1.1 only).
+    #[arg(value_name = "URL", value_parser = parse_target)]
+    pub url: Target,
+
+    /// Connections, over all threads.
+    #[arg(short = 'c', long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub connections: u32,
+
+    /// Generator threads, each with its own epoll loop [default: the smaller of -c and the CPU count].
+    #[arg(short = 't', long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+
+    /// Measured duration, after the warm-up: 5s, 1m, 1500ms... [default: 10s unless -n].
+    #[arg(short = 'd', long, value_parser = parse_positive_duration, conflicts_with = "requests")]
+    pub duration: Option<Duration>,
+
+    /// Measured requests to make instead of running for a duration.
+    #[arg(short = 'n', long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests: Option<u64>,
+
+    /// Open loop: requests per second in total, sent on a fixed schedule; latency counts from
+    /// each request's intended send time (coordinated omission corrected, as wrk2 does).
+    #[arg(short = 'R', long, value_parser = parse_rate, allow_negative_numbers = true)]
+    pub rate: Option<f64>,
+
+    /// A new connection for every request (sends Connection: close).
+    #[arg(long)]
+    pub close: bool,
+
+    /// Requests in flight per connection (HTTP/1.1 pipelining).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub pipeline: u32,
+
+    /// Give up on a connect, or on a response, after this long.
+    #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+
+    /// Load for this long before measuring; nothing from it counts.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub warmup: Duration,
+
+    /// Request method.
+    #[arg(short = 'm', long, default_value = "GET", value_parser = parse_method)]
+    pub method: String,
+
+    /// Extra request header, 'Name: value' (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+
+    /// Request body: the text itself, or @FILE to send a file's bytes.
+    #[arg(long, value_name = "TEXT|@FILE", value_parser = parse_body)]
+    pub body: Option<BodyArg>,
+
+    /// Write the results as JSON (schema zoo-loadtest/1) to FILE, or to stdout with '-'.
+    #[arg(long, value_name = "FILE|-")]
+    pub json: Option<String>,
+
+    /// Write per-second histograms to FILE in the HdrHistogram interval log format.
+    #[arg(long, value_name = "FILE")]
+    pub hlog: Option<PathBuf>,
+
+    /// Also print the per-second figures.
+    #[arg(long)]
+    pub intervals: bool,
+}
+
+/// Options of `loadtest merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Interval logs written by `loadtest run --hlog` (or any HdrHistogram tool).
+    #[arg(value_name = "HLOG", required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Write the merged figures as JSON to FILE, or to stdout with '-'.
+    #[arg(long, value_name = "FILE|-")]
+    pub json: Option<String>,
+}
+
+/// A request body read from the command line or a file.
+#[derive(Debug, Clone)]
+pub struct BodyArg(pub Vec<u8>);
+
+impl RunArgs {
+    /// Checks the options that constrain each other; the error names the flags.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(t) = self.threads {
+            if t > self.connections {
+                return Err(format!(
+                    "-t/--threads ({t}) must not exceed -c/--connections ({}): \
+                     every thread needs a connection",
+                    self.connections
+                ));
+            }
+        }
+        if self.close && self.pipeline > 1 {
+            return Err("--close cannot be combined with --pipeline above 1: \
+                        a connection that closes after one response cannot carry more"
+                .to_string());
+        }
+        Ok(())
+    }
+
+    /// The thread count: as given, or the smaller of the connections and the CPUs.
+    pub fn thread_count(&self) -> usize {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        match self.threads {
+            Some(t) => t as usize,
+            None => cpus.min(self.connections as usize),
+        }
+    }
+}
+
+fn parse_target(s: &str) -> Result<Target, String> {
+    Target::parse(s).map_err(|e| e.to_string())
+}
+
+/// A humantime duration (`5s`, `1m`, `250ms`, `1h 30m`), zero allowed.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write it like 5s, 1m, 1500ms)"))
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be longer than zero".to_string()),
+        d => Ok(d),
+    }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err("must be a positive number of requests per second".to_string()),
+    }
+}
+
+fn parse_method(s: &str) -> Result<String, String> {
+    if common::head::is_token(s) {
+        Ok(s.to_string())
+    } else {
+        Err("must be a token such as GET, POST or HEAD".to_string())
+    }
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = s.split_once(':') else {
+        return Err("expected 'Name: value'".to_string());
+    };
+    if !common::head::is_token(name) {
+        return Err(format!("'{name}' is not a valid header name"));
+    }
+    if value.bytes().any(|b| b != b'\t' && (b < 0x20 || b == 0x7f)) {
+        return Err("the value must not hold control characters".to_string());
+    }
+    if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding")
+    {
+        return Err(format!("{name} is set from --body; leave it out"));
+    }
+    Ok((name.to_string(), value.trim().to_string()))
+}
+
+fn parse_body(s: &str) -> Result<BodyArg, String> {
+    match s.strip_prefix('@') {
+        Some(path) => std::fs::read(path)
+            .map(BodyArg)
+            .map_err(|e| format!("cannot read {path}: {e}")),
+        None => Ok(BodyArg(s.as_bytes().to_vec())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<RunArgs, String> {
+        let mut argv = vec!["loadtest", "run"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let Command::Run(run) = cli.command else {
+            return Err("not run".to_string());
+        };
+        run.check()?;
+        Ok(run)
+    }
+
+    #[test]
+    fn defaults_follow_wrk() {
+        let run = parse(&["http://127.0.0.1:1/"]).expect("valid");
+        assert_eq!(run.connections, 10);
+        assert_eq!(run.duration, None);
+        assert_eq!(run.timeout, Duration::from_secs(2));
+        assert_eq!(run.pipeline, 1);
+        assert_eq!(run.method, "GET");
+        assert!(run.thread_count() >= 1 && run.thread_count() <= 10);
+    }
+
+    #[test]
+    fn bad_values_name_their_flag() {
+        let table: &[(&[&str], &str)] = &[
+            (&["https://x/"], "<URL>"),
+            (&["http://x/", "-c", "0"], "--connections"),
+            (&["http://x/", "-d", "soon"], "--duration"),
+            (&["http://x/", "-d", "0s"], "--duration"),
+            (&["http://x/", "-d", "1s", "-n", "5"], "--requests"),
+            (&["http://x/", "--rate", "-5"], "--rate"),
+            (&["http://x/", "--rate", "0"], "--rate"),
+            (&["http://x/", "--pipeline", "0"], "--pipeline"),
+            (&["http://x/", "-H", "NoColon"], "--header"),
+            (&["http://x/", "-H", "Content-Length: 3"], "--header"),
+            (&["http://x/", "-m", "G T"], "--method"),
+            (&["http://x/", "--body", "@/nonexistent/file"], "--body"),
+            (&["http://x/", "-c", "2", "-t", "3"], "--threads"),
+            (&["http://x/", "--close", "--pipeline", "4"], "--pipeline"),
+        ];
+        for (args, flag) in table {
+            let err = parse(args).expect_err(&format!("{args:?} must be refused"));
+            assert!(err.contains(flag), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn headers_and_bodies_parse() {
+        let run = parse(&[
+            "http://x/",
+            "-H",
+            "X-A:  1 ",
+            "-H",
+            "Accept: */*",
+            "--body",
+            "hi",
+            "-m",
+            "POST",
+        ])
+        .expect("valid");
+        assert_eq!(
+            run.headers,
+            vec![("X-A".into(), "1".into()), ("Accept".into(), "*/*".into())]
+        );
+        assert_eq!(run.body.map(|b| b.0), Some(b"hi".to_vec()));
+    }
+}
