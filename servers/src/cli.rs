@@ -11,6 +11,15 @@ pub enum Model {
     /// A fixed thread pool fed with connections that have a whole request; idle ones wait in a
     /// poller (gunicorn gthread, Apache event).
     Pool,
+    /// Stackful coroutines on `may`, one per connection, blocking-style code (gevent).
+    Coroutine,
+    /// A tokio task per connection; `--threads 1` is one event loop (asyncio, Tornado).
+    Tokio,
+    /// An async-std task per connection (asyncio). async-std is discontinued upstream in favour
+    /// of smol: kept for comparison.
+    AsyncStd,
+    /// A smol task per connection, on an executor over `--threads` threads (asyncio).
+    Smol,
     /// A new process per connection, forked after accept (inetd, Python `ForkingMixIn`).
     Fork,
     /// `--workers` processes share the listener, one connection each at a time (Apache prefork,
@@ -36,6 +45,10 @@ impl Model {
         match self {
             Model::Thread => "thread",
             Model::Pool => "pool",
+            Model::Coroutine => "coroutine",
+            Model::Tokio => "tokio",
+            Model::AsyncStd => "async-std",
+            Model::Smol => "smol",
             Model::Fork => "fork",
             Model::Prefork => "prefork",
             Model::Select => "select",
@@ -70,8 +83,8 @@ pub struct Options {
     #[arg(long, env = "ZOO_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Worker threads: the pool's size (default 4 per CPU), runtime threads, or reactor and ring
-    /// loops (default 1).
+    /// Worker threads: the pool's size (default 4 per CPU), the scheduler's threads of coroutine,
+    /// tokio, async-std and smol (default 1 per CPU), or reactor and ring loops (default 1).
     #[arg(long, env = "ZOO_THREADS")]
     pub threads: Option<usize>,
 
@@ -118,6 +131,12 @@ pub struct Options {
     /// Answer the routes that exist only for testing (`GET /panic`); 404 without it.
     #[arg(long, env = "ZOO_DEBUG_ROUTES")]
     pub debug_routes: bool,
+
+    /// Coroutine only: bytes of stack per coroutine. may cannot grow a stack: an overflow hits a
+    /// guard page and that connection's coroutine is abandoned.
+    #[arg(long, env = "ZOO_STACK_SIZE", default_value_t = 64 * 1024,
+          value_parser = clap::value_parser!(u32).range(16 * 1024..=16 * 1024 * 1024))]
+    pub stack_size: u32,
 
     /// Log one line per request to stderr.
     #[arg(long, env = "ZOO_ACCESS_LOG")]

@@ -71,6 +71,10 @@ fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
     match model {
         Model::Thread => models::thread::run(ctx, listener),
         Model::Pool => models::pool::run(ctx, listener)?,
+        Model::Coroutine => models::coroutine::run(ctx, listener)?,
+        Model::Tokio => models::tokio::run(ctx, listener)?,
+        Model::AsyncStd => models::async_std::run(ctx, listener)?,
+        Model::Smol => models::smol::run(ctx, listener)?,
         Model::Fork => models::fork::run(&ctx, listener)?,
         Model::Prefork => {
             let board = board.ok_or("prefork runs without its scoreboard")?;

@@ -1,0 +1,367 @@
+//! `coroutine`: a stackful coroutine per connection on `may`, blocking-style code.
+//!
+//! The connection code reads like the `thread` model's, top to bottom, but every wait (socket
+//! read and write, `may::coroutine::sleep` for `Reply::Delayed`, a `may::sync::mpsc` receive for
+//! a `Reply::Compute` job on rayon) parks the coroutine and lets its worker thread run another.
+//! may runs the coroutines on `--threads` workers with work stealing; each worker also runs an
+//! epoll loop for its share of the sockets (by descriptor) and resumes a coroutine when its
+//! socket is ready or its timer fires. That is gevent's model, with may's `net` types in place
+//! of monkey-patched sockets. A coroutine costs a fixed stack (`--stack-size`, 64 KiB by default,
+//! reserved, mostly not resident) and a switch at each wait, cheaper than a thread's. Where it
+//! breaks: anything that blocks the thread instead of the coroutine. `/block` calls
+//! `std::thread::sleep`, which stalls its worker, the coroutines queued there until another
+//! worker steals them, and the readiness of that worker's share of the sockets, as an unpatched
+//! blocking call stalls gevent's hub. Over `--max-connections` a new connection gets 503 and is
+//! closed.
+//!
+//! may's caveats, and what this module does about them:
+//!
+//! - Thread-local storage. A coroutine can resume on another worker after any yield, while the
+//!   compiler assumes a function never changes threads and may keep a thread-local's address
+//!   across a call that yields. The only yields here are this file's may calls, and nothing
+//!   thread-local lives across them: the Connection's `Date` cache is per connection, and the
+//!   service, the access log and rayon's spawn (thread-locals, stderr's lock, the panic count)
+//!   are entered through `#[inline(never)]` frames that return before the next yield. The
+//!   service's `std::sync::Mutex`es are never held across a yield: the handler is synchronous.
+//! - Stack overflow. may cannot grow a stack. Measured with may's stack census (an odd stack size
+//!   in words), a request of any route used at most 7 KiB, a panicking handler printing its
+//!   backtrace 24 KiB: 64 KiB leaves room. An overflow hits the guard page below the stack; may
+//!   reports it and abandons that coroutine (its socket and counters leak), nothing else is hurt.
+//!   `--stack-size` is rounded down to an even number of words so it never turns the census on.
+//! - `may::coroutine::spawn` is `unsafe` for exactly those two reasons, which the compiler
+//!   cannot check; with both handled as above, each spawn below is sound.
+//! - Timeouts. Given a different remaining time at each read, may's socket read timeouts were
+//!   seen to fire early and to get lost (a client sending half a head never got its 408), so read
+//!   deadlines are kept here: before each read a connection publishes its deadline in a
+//!   registry, and a reaper thread, ticking at a tenth of the shortest timeout (10 to 100 ms),
+//!   shuts the input of each connection past its deadline. The read returns end of file, the
+//!   connection finds its deadline passed and answers 408 or closes. Writes keep may's write
+//!   timeout, a constant (the body timeout), so a client that stops reading is dropped.
+//! - Graceful stop. The reaper waits on the shutdown pipe between ticks (may cannot wait on an
+//!   arbitrary descriptor). On a stop it shuts the listener's input, which ends the listening
+//!   state and wakes the accept coroutine with an error, and the input of every connection idle
+//!   in a read. Busy connections see the stop after their answer; the main thread waits for them
+//!   up to `--grace`. No coroutine is ever cancelled.
+
+use super::async_conn::scheduler_threads;
+use crate::acceptor::{wait_for_drain, ConnGuard};
+use crate::blocking::{flush, wait_readable, Woken};
+use crate::server::{is_resource_error, shed, Ctx};
+use crate::shutdown;
+use common::handler::{internal_error, run_job};
+use common::{Connection, Reply, Request, Response, Want};
+use may::net::{TcpListener, TcpStream};
+use slab::Slab;
+use socket2::SockRef;
+use std::io::{self, Read};
+use std::net::Shutdown as Side;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Serves until a graceful stop, then drains.
+pub fn run(ctx: Arc<Ctx>, listener: std::net::TcpListener) -> io::Result<()> {
+    let words = (ctx.opts.stack_size as usize / size_of::<usize>()) & !1;
+    may::config()
+        .set_workers(scheduler_threads(&ctx))
+        .set_stack_size(words);
+    // may pins its workers to cores by default; zoo shares the machine with rayon and the load
+    // generator, so the OS schedules them like every other model's threads.
+    may::config().set_worker_pin(false);
+    // SAFETY: `into_raw_fd` hands over the only owner of an open listening socket.
+    let listener = Arc::new(unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) });
+    let registry = Arc::new(Registry::new());
+    {
+        let limits = ctx.limits;
+        let shortest = limits
+            .header_timeout
+            .min(limits.keep_alive_timeout)
+            .min(limits.body_timeout);
+        let tick = (shortest / 10).clamp(Duration::from_millis(10), Duration::from_millis(100));
+        let listener = listener.clone();
+        let registry = registry.clone();
+        std::thread::Builder::new()
+            .name("reaper".into())
+            .spawn(move || reap(&listener, &registry, tick))?;
+    }
+    let accepting = {
+        let ctx = ctx.clone();
+        // SAFETY: the accept loop yields only in may's accept and sleep, holding no thread-local,
+        // and its stack needs far less than the configured size (see the module docs).
+        unsafe {
+            may::coroutine::Builder::new().spawn(move || accept_loop(&ctx, &listener, &registry))
+        }?
+    };
+    // An error here is a panic in the accept loop, already reported by may; drain all the same.
+    let _ = accepting.join();
+    wait_for_drain(&ctx);
+    Ok(())
+}
+
+/// Accepts until a graceful stop, starting a coroutine per connection.
+fn accept_loop(ctx: &Arc<Ctx>, listener: &TcpListener, registry: &Arc<Registry>) {
+    let stop = shutdown::get();
+    let mut backoff = Duration::from_millis(10);
+    while !stop.requested() {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                backoff = Duration::from_millis(10);
+                let active = ctx.counters.connections_active.load(Relaxed);
+                if active >= i64::from(ctx.opts.max_connections) {
+                    // may made the socket non-blocking: the 503 goes out now or not at all.
+                    shed(&mut stream.inner(), ctx.counters);
+                    continue;
+                }
+                let guard = ConnGuard::new(ctx.counters);
+                let ctx = ctx.clone();
+                let registry = registry.clone();
+                // SAFETY: as for the accept loop: the connection's code yields only in may calls
+                // of this file, with no thread-local held across them, within the stack size.
+                let spawned = unsafe {
+                    may::coroutine::Builder::new().spawn(move || {
+                        let _guard = guard;
+                        serve(&ctx, stream, &registry);
+                    })
+                };
+                if let Err(e) = spawned {
+                    // The closure (stream and guard with it) is dropped: the client sees a close.
+                    eprintln!("zoo: cannot start a coroutine: {e}");
+                }
+            }
+            Err(e) if is_resource_error(&e) => {
+                eprintln!("zoo: accept: {e}; backing off {backoff:?}");
+                may::coroutine::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            // ECONNABORTED and friends, or the listener shut by the reaper (the loop ends).
+            Err(_) => {}
+        }
+    }
+}
+
+/// Serves one connection to its end.
+fn serve(ctx: &Ctx, mut stream: TcpStream, registry: &Registry) {
+    // A client that stops reading our answers is dropped after this long.
+    let _ = stream.set_write_timeout(Some(ctx.limits.body_timeout));
+    let _ = stream.set_nodelay(true);
+    // Declared after `stream`, so dropped (unregistered) before the socket closes.
+    let slot = registry.insert(stream.as_raw_fd());
+    let mut conn = Connection::new(ctx.limits, Instant::now(), SystemTime::now());
+    let stop = shutdown::get();
+    let mut draining = false;
+    loop {
+        answer_ready(ctx, &mut conn);
+        if flush(&mut stream, &mut conn).is_err() {
+            return;
+        }
+        match conn.want() {
+            Want::Close => return,
+            Want::Read => {
+                // Published before the check of the stop flag, which is set before the reaper
+                // looks: either we see the stop here, or the reaper sees us idle.
+                slot.arm(conn.poll_timeout(), conn.is_idle());
+                if stop.requested() && !draining {
+                    draining = true;
+                    conn.shutdown();
+                    continue;
+                }
+                let read = stream.read(conn.read_buf());
+                slot.disarm();
+                let now = Instant::now();
+                match read {
+                    // The reaper shut our input because the deadline passed: 408 or close.
+                    Ok(0) if conn.poll_timeout().is_some_and(|at| at <= now) => {
+                        conn.handle_timeout(now);
+                    }
+                    Ok(n) => conn.received(n, now),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return,
+                }
+            }
+            // Every ready request was answered above.
+            Want::Handle | Want::Wait | Want::Write => {}
+        }
+    }
+}
+
+/// Answers every request the connection has ready, parking the coroutine for each wait.
+fn answer_ready(ctx: &Ctx, conn: &mut Connection) {
+    while let Some(req) = conn.next_request() {
+        let started = Instant::now();
+        let resp = match answer(ctx, &req) {
+            Reply::Ready(resp) => resp,
+            Reply::Delayed(wait, resp) => {
+                may::coroutine::sleep(wait);
+                resp
+            }
+            Reply::Compute(job) => {
+                let (tx, rx) = may::sync::mpsc::channel();
+                start_job(job, tx);
+                rx.recv().unwrap_or_else(|_| internal_error())
+            }
+        };
+        record(ctx, &req, &resp, started);
+        if shutdown::get().requested() {
+            conn.shutdown();
+        }
+        conn.respond(&resp, Instant::now());
+    }
+}
+
+// The three calls that touch thread-locals, each in a frame of its own that returns before the
+// coroutine yields again (see the module docs).
+
+#[inline(never)]
+fn answer(ctx: &Ctx, req: &Request) -> Reply {
+    ctx.answer(req)
+}
+
+#[inline(never)]
+fn record(ctx: &Ctx, req: &Request, resp: &Response, started: Instant) {
+    ctx.record(req, resp, started);
+}
+
+#[inline(never)]
+fn start_job(job: Box<dyn FnOnce() -> Response + Send>, tx: may::sync::mpsc::Sender<Response>) {
+    rayon::spawn(move || {
+        // A failed send means the coroutine is gone: nothing to do.
+        let _ = tx.send(run_job(job));
+    });
+}
+
+/// The reaper, on a plain thread: every `tick`, ends the reads that are past their deadline; on
+/// SIGTERM/SIGINT, stops the accept loop and ends the idle connections' reads.
+fn reap(listener: &TcpListener, registry: &Registry, tick: Duration) {
+    let stop = shutdown::get();
+    while !stop.requested() {
+        match wait_readable(stop.fd(), Some(Instant::now() + tick), None) {
+            Ok(Woken::Timeout) => registry.expire(Instant::now()),
+            Ok(_) => {}
+            Err(_) => std::thread::sleep(tick),
+        }
+    }
+    // On Linux this ends the listening state: new connections are refused and the blocked
+    // accept returns an error, after which the accept loop sees the stop.
+    let _ = SockRef::from(listener.inner()).shutdown(Side::Read);
+    registry.close_idle();
+    // Connections still reading a head or body keep their deadlines while they drain.
+    loop {
+        std::thread::sleep(tick);
+        registry.expire(Instant::now());
+    }
+}
+
+/// The open connections' sockets, with their read deadlines. The lock is a std one, held for a
+/// slab operation or a scan and never across a yield.
+struct Registry {
+    conns: Mutex<Slab<Arc<Slot>>>,
+    /// Deadlines are kept as nanoseconds after this instant, so that they fit an atomic.
+    epoch: Instant,
+}
+
+/// One connection as the reaper sees it.
+struct Slot {
+    fd: RawFd,
+    /// Waiting for a new request with nothing buffered: a graceful stop closes it at once.
+    idle: AtomicBool,
+    /// When its read must end, in nanoseconds after the epoch; 0 while it is not reading.
+    deadline: AtomicU64,
+}
+
+/// A connection's place in the [`Registry`], given back on drop.
+struct Registered<'a> {
+    registry: &'a Registry,
+    key: usize,
+    slot: Arc<Slot>,
+}
+
+impl Registry {
+    fn new() -> Registry {
+        Registry {
+            conns: Mutex::new(Slab::new()),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slab<Arc<Slot>>> {
+        // Nothing panics while holding the lock; if it ever did, the slab is still consistent.
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `at` as nanoseconds after the epoch, never 0 (which means "no deadline").
+    fn nanos(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX).max(1)
+    }
+
+    fn insert(&self, fd: RawFd) -> Registered<'_> {
+        let slot = Arc::new(Slot {
+            fd,
+            idle: AtomicBool::new(false),
+            deadline: AtomicU64::new(0),
+        });
+        let key = self.lock().insert(slot.clone());
+        Registered {
+            registry: self,
+            key,
+            slot,
+        }
+    }
+
+    /// Shuts the input of every connection whose read is past its deadline.
+    fn expire(&self, now: Instant) {
+        let now = self.nanos(now);
+        for (_, slot) in self.lock().iter() {
+            let at = slot.deadline.load(Relaxed);
+            // The exchange fails if the connection moved on meanwhile: then it is left alone.
+            if at != 0
+                && at <= now
+                && slot
+                    .deadline
+                    .compare_exchange(at, 0, Relaxed, Relaxed)
+                    .is_ok()
+            {
+                shut_input(slot.fd);
+            }
+        }
+    }
+
+    /// Shuts the input of every idle connection: its blocked read returns end of file.
+    fn close_idle(&self) {
+        for (_, slot) in self.lock().iter() {
+            if slot.idle.load(SeqCst) {
+                shut_input(slot.fd);
+            }
+        }
+    }
+}
+
+/// Ends a connection's input: a blocked read returns end of file, writes still go out.
+fn shut_input(fd: RawFd) {
+    // SAFETY: plain FFI on an integer. The descriptor is a live connection's: it is only called
+    // under the registry's lock, and a slot leaves the registry, under that lock, before its
+    // socket is closed.
+    unsafe { libc::shutdown(fd, libc::SHUT_RD) };
+}
+
+impl Registered<'_> {
+    /// Publishes the read about to start: its deadline, and whether the connection is idle.
+    fn arm(&self, deadline: Option<Instant>, idle: bool) {
+        let at = deadline.map_or(0, |at| self.registry.nanos(at));
+        self.slot.deadline.store(at, Relaxed);
+        self.slot.idle.store(idle, SeqCst);
+    }
+
+    /// The read is over: nothing for the reaper to end.
+    fn disarm(&self) {
+        self.slot.deadline.store(0, Relaxed);
+        self.slot.idle.store(false, SeqCst);
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.registry.lock().remove(self.key);
+    }
+}
