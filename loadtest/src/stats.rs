@@ -67,6 +67,9 @@ pub struct Tally {
     pub retried: u64,
     /// Latencies above [`MAX_LATENCY_US`], recorded as that bound.
     pub clamped: u64,
+    /// Responses to warm-up requests: in no figure, but the server answered them (compare
+    /// checks the server's own request counter against every response, these included).
+    pub warmup_responses: u64,
 }
 
 impl Tally {
@@ -85,6 +88,7 @@ impl Tally {
         self.max_lag_ns = self.max_lag_ns.max(other.max_lag_ns);
         self.retried += other.retried;
         self.clamped += other.clamped;
+        self.warmup_responses += other.warmup_responses;
     }
 
     /// All failed requests.
