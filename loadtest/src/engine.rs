@@ -611,6 +611,8 @@ impl<'a> Worker<'a> {
         for req in conn.flight.drain(..) {
             if req.measured {
                 self.rec.error(kind, now);
+            } else {
+                self.rec.tally.warmup_errors += 1;
             }
         }
         self.close(i);

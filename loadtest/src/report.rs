@@ -40,6 +40,9 @@ pub struct RunReport {
     /// Responses to warm-up requests, which no other figure counts.
     #[serde(default)]
     pub warmup_requests: u64,
+    /// Warm-up requests that failed once sent, which no other figure counts.
+    #[serde(default)]
+    pub warmup_errors: u64,
     /// Responses by status class.
     pub responses: StatusClasses,
     /// Failed requests by kind.

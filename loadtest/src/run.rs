@@ -17,11 +17,11 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::error::Error;
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
-use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 /// A thread busier than this (CPU time over wall time) is reported as a likely bottleneck.
@@ -469,6 +469,7 @@ fn build_report(
         sent: t.sent,
         retried: t.retried,
         warmup_requests: t.warmup_responses,
+        warmup_errors: t.warmup_errors,
         responses: StatusClasses::new(t.status),
         errors: Errors::new(t.errors),
         latency_corrected: load.rate.is_some(),

@@ -70,6 +70,8 @@ pub struct Tally {
     /// Responses to warm-up requests: in no figure, but the server answered them (compare
     /// checks the server's own request counter against every response, these included).
     pub warmup_responses: u64,
+    /// Warm-up requests that failed once sent (the server may have answered them late).
+    pub warmup_errors: u64,
 }
 
 impl Tally {
@@ -89,6 +91,7 @@ impl Tally {
         self.retried += other.retried;
         self.clamped += other.clamped;
         self.warmup_responses += other.warmup_responses;
+        self.warmup_errors += other.warmup_errors;
     }
 
     /// All failed requests.

@@ -1,0 +1,1072 @@
+//! `report.md`: a table per scenario and a reading of it in plain words, computed from the
+//! figures of `results.json` (who led and by how much, who fell behind, who failed), then the
+//! check of the client's counts against the server's own, and the failures with their reasons.
+
+use crate::charts::ChartSet;
+use crate::report::format_us;
+use crate::results::{Cell, Results, Status};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// The name of the baseline target.
+const BASELINE: &str = "nginx";
+
+/// The whole report.
+pub fn render(r: &Results, charts: &ChartSet) -> String {
+    let mut out = String::new();
+    let models: Vec<&str> = r
+        .targets
+        .iter()
+        .filter(|t| t.kind != "baseline")
+        .map(|t| t.name.as_str())
+        .collect();
+    let _ = writeln!(
+        out,
+        "# zoo compare: {} {} × {} scenarios\n",
+        models.len(),
+        if r.setup.mode == "target" {
+            "targets"
+        } else {
+            "models"
+        },
+        r.scenarios.len()
+    );
+    out += &preamble(r);
+    for info in &r.scenarios {
+        let cells: Vec<&Cell> = r.cells.iter().filter(|c| c.scenario == info.name).collect();
+        let _ = writeln!(out, "## {}\n", info.name);
+        let _ = writeln!(out, "**Load:** {}.  ", info.load);
+        let _ = writeln!(out, "**Shows:** {}.\n", info.shows);
+        if cells.is_empty() {
+            out += "Not run.\n\n";
+            continue;
+        }
+        out += &table(&info.name, &cells, r);
+        let reading = reading(&info.name, &cells);
+        if !reading.is_empty() {
+            let _ = writeln!(out, "**Reading.** {}\n", reading.join(" "));
+        }
+        for chart in charts.charts.iter().filter(|c| c.scenario == info.name) {
+            let _ = writeln!(
+                out,
+                "![{}]({})\n",
+                chart.title,
+                chart.png.as_deref().unwrap_or(&chart.svg)
+            );
+        }
+    }
+    out += &counts_section(r);
+    out += &failures_section(r);
+    if !charts.problems.is_empty() {
+        out += "## Charts\n\n";
+        for p in &charts.problems {
+            let _ = writeln!(out, "- {p}");
+        }
+        out += "\n";
+    }
+    out
+}
+
+fn preamble(r: &Results) -> String {
+    let mut out = String::new();
+    let m = &r.machine;
+    let s = &r.setup;
+    let _ = writeln!(
+        out,
+        "Run {} to {}{}.  ",
+        r.started,
+        r.finished,
+        if r.interrupted {
+            " (interrupted: the cells after it are marked skipped)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "Machine: {}, {} CPUs online, {}, {:.1} GiB memory.  ",
+        m.cpu_model,
+        m.cpus_online,
+        m.kernel,
+        m.memory_kb as f64 / 1024.0 / 1024.0
+    );
+    let mut versions = vec![format!("loadtest {}", r.versions.loadtest)];
+    versions.extend(r.versions.zoo.clone());
+    versions.extend(r.versions.nginx.clone());
+    let _ = writeln!(out, "Versions: {}.  ", versions.join(", "));
+    let pin = |cpus: &Option<Vec<usize>>| match cpus {
+        Some(c) => format!("CPU {}", cpu_list(c)),
+        None => "unpinned".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "Pinning: servers {}, generator {} ({} thread{} per load).  ",
+        pin(&s.server_cpus),
+        pin(&s.client_cpus),
+        s.generator_threads,
+        if s.generator_threads == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(
+        out,
+        "Each cell: {} measured after a {} warm-up{}{}.\n",
+        seconds(s.duration_s),
+        seconds(s.warmup_s),
+        if s.quick { " (quick run)" } else { "" },
+        if s.mode == "start" {
+            "; every scenario gets a freshly started server"
+        } else {
+            "; running targets given with --target"
+        }
+    );
+    for note in &s.notes {
+        let _ = writeln!(out, "> {note}\n");
+    }
+    let never: Vec<String> = r
+        .targets
+        .iter()
+        .filter_map(|t| {
+            let cells: Vec<&Cell> = r.cells.iter().filter(|c| c.target == t.name).collect();
+            let all_failed = !cells.is_empty()
+                && cells.iter().all(|c| {
+                    c.status == Status::Failed
+                        && c.reason
+                            .as_deref()
+                            .is_some_and(|w| w.starts_with("could not start"))
+                });
+            all_failed.then(|| {
+                format!(
+                    "{} ({})",
+                    t.name,
+                    cells[0]
+                        .reason
+                        .as_deref()
+                        .unwrap_or("")
+                        .trim_start_matches("could not start: ")
+                )
+            })
+        })
+        .collect();
+    if !never.is_empty() {
+        let _ = writeln!(out, "Could not start: {}.\n", never.join("; "));
+    }
+    out += "How to read the tables: **req/s** counts complete responses per second of measured \
+            time; **p50/p99/p99.9** are latencies from sending a request to the end of its \
+            response (slowloris: from its intended send time, so a stall counts in full); \
+            **errors** are failed requests plus answers other than 2xx; **CPU µs/req** is the \
+            server's CPU time (all its processes and threads, from /proc) per response, marked \
+            ~ when it rests on fewer than 20 of the kernel's 10 ms ticks; \
+            **RSS** is the server's peak resident memory (summed over its processes: shared \
+            pages of forked workers count in each); **× nginx** is req/s over nginx's in the \
+            same cell; **/metrics** compares the client's count of answers with the server's \
+            own `zoo_requests_total` (✓ equal, ✗ different, — not read).\n\n";
+    out
+}
+
+/// Extra columns a scenario adds to the common ones.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Extra {
+    None,
+    Ideal,
+    Cpu,
+    Idle,
+    Slow,
+}
+
+fn extra_for(scenario: &str) -> Extra {
+    match scenario {
+        "io-wait" | "blocking-call" => Extra::Ideal,
+        "cpu-mix" => Extra::Cpu,
+        "c10k" => Extra::Idle,
+        "slowloris" => Extra::Slow,
+        _ => Extra::None,
+    }
+}
+
+fn table(scenario: &str, cells: &[&Cell], r: &Results) -> String {
+    let extra = extra_for(scenario);
+    let sweep = cells.iter().any(|c| c.variant.starts_with("c="))
+        && cells
+            .iter()
+            .map(|c| c.variant.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 1;
+    let variants = cells
+        .iter()
+        .map(|c| c.variant.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1;
+    // slowloris' normal client sends at a fixed rate: its throughput is no comparison.
+    let has_baseline = extra != Extra::Slow && cells.iter().any(|c| c.target == BASELINE);
+    let mut head = vec!["model"];
+    if sweep {
+        head.push("conns");
+    } else if variants {
+        head.push("variant");
+    }
+    if extra == Extra::Slow {
+        head.push("success");
+    }
+    head.extend(["req/s", "p50", "p99", "p99.9", "errors"]);
+    match extra {
+        Extra::Ideal => head.push("% of ideal"),
+        Extra::Cpu => head.extend(["cpu req/s", "cpu p99"]),
+        Extra::Idle => head.extend(["idle held", "RSS/idle conn"]),
+        Extra::Slow => head.push("slow conns at end"),
+        Extra::None => {}
+    }
+    head.extend(["CPU µs/req", "RSS"]);
+    if has_baseline {
+        head.push("× nginx");
+    }
+    head.push("/metrics");
+
+    let mut rows = cells.to_vec();
+    // Sweeps read by connections first, so the models at one load sit together.
+    if sweep {
+        rows.sort_by_key(|c| (c.connections, target_order(r, &c.target)));
+    } else {
+        rows.sort_by_key(|c| (target_order(r, &c.target), variant_order(cells, &c.variant)));
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "| {} |", head.join(" | "));
+    let aligns: Vec<&str> = head
+        .iter()
+        .map(|h| {
+            if matches!(*h, "model" | "variant") {
+                "---"
+            } else {
+                "---:"
+            }
+        })
+        .collect();
+    let _ = writeln!(out, "|{}|", aligns.join("|"));
+    let mut notes: Vec<String> = Vec::new();
+    for c in rows {
+        let mut row: Vec<String> = vec![if c.target == BASELINE {
+            format!("{} (baseline)", c.target)
+        } else {
+            c.target.clone()
+        }];
+        if sweep {
+            row.push(c.connections.to_string());
+        } else if variants {
+            row.push(c.variant.clone());
+        }
+        let mark = match (&c.reason, c.status) {
+            (Some(reason), status) => {
+                notes.push(format!(
+                    "{} {}: {}{reason}",
+                    c.target,
+                    c.variant,
+                    match status {
+                        Status::Failed => "**failed**: ",
+                        Status::Skipped => "skipped: ",
+                        Status::Ok => "",
+                    }
+                ));
+                format!(" [{}]", notes.len())
+            }
+            (None, _) => String::new(),
+        };
+        let h = c.headline.as_ref();
+        if extra == Extra::Slow {
+            row.push(h.map_or("—".into(), |h| percent(h.success_rate)));
+        }
+        match h {
+            Some(h) => {
+                row.push(format!("{}{}", thousands(h.requests_per_s), failed_tag(c)));
+                // With no response there is no latency to show, only the errors.
+                let lat = |us: u64| {
+                    if h.requests > 0 {
+                        format_us(us)
+                    } else {
+                        "—".into()
+                    }
+                };
+                row.push(lat(h.p50_us));
+                row.push(lat(h.p99_us));
+                row.push(lat(h.p99_9_us));
+                row.push(format!(
+                    "{}{mark}",
+                    thousands((h.errors + h.non_2xx) as f64)
+                ));
+            }
+            None => {
+                row.push(match c.status {
+                    Status::Skipped => "skipped".to_string(),
+                    _ => "**failed**".to_string(),
+                });
+                row.extend(["—", "—", "—"].map(String::from));
+                row.push(format!("—{mark}"));
+            }
+        }
+        match extra {
+            Extra::Ideal => row.push(match (h, c.ideal_rps) {
+                (Some(h), Some(ideal)) if ideal > 0.0 => percent(h.requests_per_s / ideal),
+                _ => "—".into(),
+            }),
+            Extra::Cpu => {
+                let cpu = c.loads.iter().find(|l| l.role == "cpu");
+                row.push(cpu.map_or("—".into(), |l| thousands(l.report.requests_per_s)));
+                row.push(cpu.map_or("—".into(), |l| {
+                    format_us(l.report.latency.percentiles.p99)
+                }));
+            }
+            Extra::Idle => {
+                let idle = c.idle.as_ref();
+                row.push(idle.map_or("—".into(), |i| {
+                    format!(
+                        "{}/{}",
+                        thousands(i.still_open_after as f64),
+                        thousands(i.open.wanted as f64)
+                    )
+                }));
+                row.push(
+                    idle.and_then(|i| i.rss_per_connection_bytes)
+                        .map_or("—".into(), |b| format!("{:.1} KiB", b / 1024.0)),
+                );
+            }
+            Extra::Slow => row.push(c.slow.as_ref().map_or("—".into(), |s| {
+                format!("{}/{}", s.connected_at_end, s.clients)
+            })),
+            Extra::None => {}
+        }
+        let server = c.server.as_ref();
+        row.push(server.map_or("—".into(), cpu_cell));
+        row.push(server.map_or("—".into(), |s| mib(s.usage.rss_peak_kb)));
+        if has_baseline {
+            row.push(match (h, baseline_rps(cells, &c.variant)) {
+                (Some(h), Some(base)) if base > 0.0 && c.status == Status::Ok => {
+                    format!("{:.2}×", h.requests_per_s / base)
+                }
+                _ => "—".into(),
+            });
+        }
+        row.push(match c.metrics.as_ref().and_then(|m| m.agrees) {
+            Some(true) => "✓".into(),
+            Some(false) => format!(
+                "✗ {}",
+                c.metrics
+                    .as_ref()
+                    .and_then(|m| m.server_requests)
+                    .map_or("?".to_string(), |n| thousands(n as f64))
+            ),
+            None => "—".into(),
+        });
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+    out += "\n";
+    for (i, note) in notes.iter().enumerate() {
+        let _ = writeln!(out, "[{}] {}  ", i + 1, note.replace('|', "\\|"));
+    }
+    if !notes.is_empty() {
+        out += "\n";
+    }
+    out
+}
+
+/// Ticks below which a CPU time is marked as rough.
+const ROUGH_TICKS: f64 = 20.0;
+
+/// CPU µs per request, marked `~` when it rests on a few of the kernel's 10 ms ticks.
+fn cpu_cell(s: &crate::results::ServerFigures) -> String {
+    let Some(v) = s.cpu_us_per_request else {
+        return "—".into();
+    };
+    let rough = s.usage.cpu_tick_s > 0.0 && s.usage.cpu_s < ROUGH_TICKS * s.usage.cpu_tick_s;
+    if rough {
+        format!("~{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn failed_tag(c: &Cell) -> &'static str {
+    if c.status == Status::Failed {
+        " (failed)"
+    } else {
+        ""
+    }
+}
+
+fn target_order(r: &Results, name: &str) -> usize {
+    r.targets
+        .iter()
+        .position(|t| t.name == name)
+        .unwrap_or(usize::MAX)
+}
+
+fn variant_order(cells: &[&Cell], variant: &str) -> usize {
+    cells
+        .iter()
+        .position(|c| c.variant == variant)
+        .unwrap_or(usize::MAX)
+}
+
+fn baseline_rps(cells: &[&Cell], variant: &str) -> Option<f64> {
+    cells
+        .iter()
+        .find(|c| c.target == BASELINE && c.variant == variant && c.status == Status::Ok)
+        .and_then(|c| c.headline.as_ref())
+        .map(|h| h.requests_per_s)
+}
+
+/// A measured cell's figure for sorting and comparing.
+struct Fig<'a> {
+    name: &'a str,
+    rps: f64,
+    p99: u64,
+    cell: &'a Cell,
+}
+
+/// The cells of `variant` that measured (not the baseline), best throughput first.
+fn ranked<'a>(cells: &[&'a Cell], variant: &str) -> Vec<Fig<'a>> {
+    let mut figs: Vec<Fig<'a>> = cells
+        .iter()
+        .filter(|c| c.variant == variant && c.target != BASELINE && c.status == Status::Ok)
+        .filter_map(|c| {
+            let h = c.headline.as_ref()?;
+            Some(Fig {
+                name: &c.target,
+                rps: h.requests_per_s,
+                p99: h.p99_us,
+                cell: c,
+            })
+        })
+        .collect();
+    figs.sort_by(|a, b| b.rps.total_cmp(&a.rps));
+    figs
+}
+
+fn variants_of<'a>(cells: &[&'a Cell]) -> Vec<&'a str> {
+    let mut seen: Vec<&str> = Vec::new();
+    for c in cells {
+        if !seen.contains(&c.variant.as_str()) {
+            seen.push(&c.variant);
+        }
+    }
+    seen
+}
+
+/// "pool led with 45,000 req/s, 1.32× thread's 34,000".
+fn leader_sentence(figs: &[Fig<'_>]) -> Option<String> {
+    let first = figs.first()?;
+    Some(match figs.get(1) {
+        Some(second) if second.rps > 0.0 => format!(
+            "{} led with {} req/s, {:.2}× the next, {} ({})",
+            first.name,
+            thousands(first.rps),
+            first.rps / second.rps,
+            second.name,
+            thousands(second.rps)
+        ),
+        _ => format!("{} measured {} req/s", first.name, thousands(first.rps)),
+    })
+}
+
+/// The reading of one scenario's table, sentence by sentence.
+fn reading(scenario: &str, cells: &[&Cell]) -> Vec<String> {
+    let mut out = Vec::new();
+    let variants = variants_of(cells);
+    match scenario {
+        "plaintext" | "json" => {
+            let mut leaders = Vec::new();
+            for v in &variants {
+                if let Some(s) = leader_sentence(&ranked(cells, v)) {
+                    leaders.push(format!("at {}, {s}", connections(v)));
+                }
+            }
+            if !leaders.is_empty() {
+                out.push(format!("{}.", capitalise(&leaders.join("; "))));
+            }
+            // Who lost ground as connections grew: the highest sweep point against each
+            // model's own best.
+            if let Some(last) = variants.last() {
+                let mut fell = Vec::new();
+                for f in ranked(cells, last) {
+                    let best = cells
+                        .iter()
+                        .filter(|c| c.target == f.name && c.status == Status::Ok)
+                        .filter_map(|c| c.headline.as_ref().map(|h| (h.requests_per_s, &c.variant)))
+                        .max_by(|a, b| a.0.total_cmp(&b.0));
+                    if let Some((best, at)) = best {
+                        if best > 0.0 && f.rps < 0.8 * best {
+                            fell.push(format!(
+                                "{} ({:.0}% below its best, at {})",
+                                f.name,
+                                100.0 * (1.0 - f.rps / best),
+                                connections(at)
+                            ));
+                        }
+                    }
+                }
+                if !fell.is_empty() {
+                    out.push(format!(
+                        "At {} throughput fell for {}.",
+                        connections(last),
+                        fell.join(", ")
+                    ));
+                }
+                let figs = ranked(cells, last);
+                if let (Some(lo), Some(hi)) = (
+                    figs.iter().min_by_key(|f| f.p99),
+                    figs.iter().max_by_key(|f| f.p99),
+                ) {
+                    if lo.name != hi.name {
+                        out.push(format!(
+                            "Tail latency at {}: the lowest p99 was {}'s ({}), the highest {}'s ({}).",
+                            connections(last),
+                            lo.name,
+                            format_us(lo.p99),
+                            hi.name,
+                            format_us(hi.p99)
+                        ));
+                    }
+                }
+            }
+            out.extend(baseline_sentence(cells, &variants));
+        }
+        "io-wait" | "blocking-call" => {
+            for v in &variants {
+                let figs = ranked(cells, v);
+                let Some(ideal) = figs.first().and_then(|f| f.cell.ideal_rps) else {
+                    continue;
+                };
+                let shares: Vec<String> = figs
+                    .iter()
+                    .map(|f| format!("{} {}", f.name, percent(f.rps / ideal)))
+                    .collect();
+                if let (Some(best), Some(worst)) = (figs.first(), figs.last()) {
+                    out.push(format!(
+                        "The ideal is {} req/s; {} came closest with {} ({} of it){}.",
+                        thousands(ideal),
+                        best.name,
+                        thousands(best.rps),
+                        percent(best.rps / ideal),
+                        if figs.len() > 1 {
+                            format!(
+                                ", {} lowest with {} ({:.0}× fewer)",
+                                worst.name,
+                                thousands(worst.rps),
+                                best.rps / worst.rps.max(1e-9)
+                            )
+                        } else {
+                            String::new()
+                        }
+                    ));
+                }
+                if figs.len() > 2 {
+                    out.push(format!("Share of the ideal: {}.", shares.join(", ")));
+                }
+                if scenario == "blocking-call" {
+                    let one_at_a_time: Vec<&str> = figs
+                        .iter()
+                        .filter(|f| f.rps < 1.5 * 1000.0 / 10.0)
+                        .map(|f| f.name)
+                        .collect();
+                    if !one_at_a_time.is_empty() {
+                        out.push(format!(
+                            "{} served about one /block at a time: the blocking call stopped \
+                             the whole loop.",
+                            one_at_a_time.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+        "cpu-mix" => {
+            let mut lines = Vec::new();
+            for name in names_of(cells) {
+                let p99 = |v: &str| {
+                    cells
+                        .iter()
+                        .find(|c| c.target == name && c.variant == v && c.status == Status::Ok)
+                        .and_then(|c| c.headline.as_ref())
+                        .map(|h| h.p99_us)
+                };
+                if let (Some(inline), Some(offload)) = (p99("inline"), p99("offload")) {
+                    let verdict = if (offload as f64) < 0.67 * inline as f64 {
+                        "offloading helped"
+                    } else if (offload as f64) > 1.5 * inline as f64 {
+                        "offloading hurt"
+                    } else {
+                        "about the same"
+                    };
+                    lines.push(format!(
+                        "{name} {} inline, {} offloaded ({verdict})",
+                        format_us(inline),
+                        format_us(offload)
+                    ));
+                }
+            }
+            if !lines.is_empty() {
+                out.push(format!(
+                    "p99 of the cheap requests beside the CPU work: {}.",
+                    lines.join("; ")
+                ));
+            }
+            for v in &variants {
+                let figs = ranked(cells, v);
+                if let Some(best) = figs.iter().min_by_key(|f| f.p99) {
+                    out.push(format!(
+                        "{}: the lowest cheap p99 was {}'s ({}).",
+                        capitalise(v),
+                        best.name,
+                        format_us(best.p99)
+                    ));
+                }
+            }
+        }
+        "c10k" => {
+            let mut per_conn: Vec<(&str, f64)> = cells
+                .iter()
+                .filter(|c| c.status == Status::Ok)
+                .filter_map(|c| {
+                    Some((
+                        c.target.as_str(),
+                        c.idle.as_ref()?.rss_per_connection_bytes?,
+                    ))
+                })
+                .collect();
+            per_conn.sort_by(|a, b| a.1.total_cmp(&b.1));
+            if let (Some(lo), Some(hi)) = (per_conn.first(), per_conn.last()) {
+                out.push(if lo.0 == hi.0 {
+                    format!("An idle connection cost {} {:.1} KiB.", lo.0, lo.1 / 1024.0)
+                } else {
+                    format!(
+                        "An idle connection cost from {:.1} KiB ({}) to {:.1} KiB ({}) of server memory.",
+                        lo.1 / 1024.0,
+                        lo.0,
+                        hi.1 / 1024.0,
+                        hi.0
+                    )
+                });
+            }
+            let lost: Vec<String> = cells
+                .iter()
+                .filter_map(|c| {
+                    let i = c.idle.as_ref()?;
+                    (i.still_open_after < i.open.wanted).then(|| {
+                        format!(
+                            "{} held {} of {}",
+                            c.target, i.still_open_after, i.open.wanted
+                        )
+                    })
+                })
+                .collect();
+            if !lost.is_empty() {
+                out.push(format!(
+                    "Not every idle connection survived: {}.",
+                    lost.join(", ")
+                ));
+            }
+            for v in &variants {
+                let figs = ranked(cells, v);
+                if let Some(s) = leader_sentence(&figs) {
+                    out.push(format!("Beside the idle crowd, {s}."));
+                }
+                if let Some(best) = figs.iter().min_by_key(|f| f.p99) {
+                    out.push(format!(
+                        "The lowest active p99 was {}'s ({}).",
+                        best.name,
+                        format_us(best.p99)
+                    ));
+                }
+            }
+        }
+        "slowloris" => {
+            let mut rates: Vec<(&str, f64, u64)> = cells
+                .iter()
+                .filter(|c| c.target != BASELINE)
+                .filter_map(|c| {
+                    let h = c.headline.as_ref()?;
+                    Some((c.target.as_str(), h.success_rate, h.p99_us))
+                })
+                .collect();
+            rates.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let held: Vec<String> = rates
+                .iter()
+                .filter(|r| r.1 >= 0.99)
+                .map(|r| format!("{} (p99 {})", r.0, format_us(r.2)))
+                .collect();
+            let starved: Vec<String> = rates
+                .iter()
+                .filter(|r| r.1 < 0.99)
+                .map(|r| format!("{} ({} got through)", r.0, percent(r.1)))
+                .collect();
+            if !held.is_empty() {
+                out.push(format!(
+                    "The normal client was served throughout by {}.",
+                    held.join(", ")
+                ));
+            }
+            if !starved.is_empty() {
+                out.push(format!("The slow clients starved {}.", starved.join(", ")));
+            }
+            let cut: Vec<String> = cells
+                .iter()
+                .filter_map(|c| {
+                    let s = c.slow.as_ref()?;
+                    (s.server_closes > 0)
+                        .then(|| format!("{} ({})", c.target, thousands(s.server_closes as f64)))
+                })
+                .collect();
+            if !cut.is_empty() {
+                out.push(format!(
+                    "Servers that cut slow clients off (a head timeout, 408): {}.",
+                    cut.join(", ")
+                ));
+            }
+        }
+        _ => {
+            for v in &variants {
+                if let Some(s) = leader_sentence(&ranked(cells, v)) {
+                    out.push(if variants.len() > 1 {
+                        format!("{}: {s}.", capitalise(v))
+                    } else {
+                        format!("Throughput: {s}.")
+                    });
+                }
+            }
+            if scenario == "churn" {
+                let figs = ranked(cells, variants.first().copied().unwrap_or(""));
+                let cheapest = figs
+                    .iter()
+                    .filter_map(|f| Some((f.name, f.cell.server.as_ref()?.cpu_us_per_request?)))
+                    .min_by(|a, b| a.1.total_cmp(&b.1));
+                if let Some((name, cpu)) = cheapest {
+                    out.push(format!(
+                        "The cheapest connection setup in server CPU was {name}'s ({cpu:.1} µs a request)."
+                    ));
+                }
+            }
+            if scenario == "upload" && variants.len() == 2 {
+                let mut ratios = Vec::new();
+                for name in names_of(cells) {
+                    let rps = |v: &str| {
+                        cells
+                            .iter()
+                            .find(|c| c.target == name && c.variant == v && c.status == Status::Ok)
+                            .and_then(|c| c.headline.as_ref())
+                            .map(|h| h.requests_per_s)
+                    };
+                    if let (Some(a), Some(b)) = (rps(variants[0]), rps(variants[1])) {
+                        if a > 0.0 {
+                            ratios.push(format!("{name} {:.2}×", b / a));
+                        }
+                    }
+                }
+                if !ratios.is_empty() {
+                    out.push(format!(
+                        "{} against {} throughput: {}.",
+                        capitalise(variants[1]),
+                        variants[0],
+                        ratios.join(", ")
+                    ));
+                }
+            }
+            out.extend(baseline_sentence(cells, &variants));
+        }
+    }
+    let failed: Vec<String> = cells
+        .iter()
+        .filter(|c| c.status == Status::Failed)
+        .map(|c| {
+            if variants.len() > 1 {
+                format!("{} ({})", c.target, c.variant)
+            } else {
+                c.target.clone()
+            }
+        })
+        .collect();
+    if !failed.is_empty() {
+        out.push(format!(
+            "Failed: {} (reasons under the table).",
+            failed.join(", ")
+        ));
+    }
+    out
+}
+
+fn baseline_sentence(cells: &[&Cell], variants: &[&str]) -> Option<String> {
+    let mut best: Option<(f64, &str, &str)> = None;
+    for v in variants {
+        let Some(base) = baseline_rps(cells, v) else {
+            continue;
+        };
+        if let Some(f) = ranked(cells, v).first() {
+            let ratio = f.rps / base;
+            let better = match best {
+                Some((b, _, _)) => ratio > b,
+                None => true,
+            };
+            if better {
+                best = Some((ratio, f.name, v));
+            }
+        }
+    }
+    let (ratio, name, v) = best?;
+    let at = match v.strip_prefix("c=") {
+        Some(_) if variants.len() > 1 => format!(" at {}", connections(v)),
+        _ if variants.len() > 1 => format!(" ({v})"),
+        _ => String::new(),
+    };
+    Some(format!(
+        "Against nginx, the closest was {name}, at {ratio:.2}× its throughput{at}."
+    ))
+}
+
+/// `c=1` reads "1 connection", `c=64` "64 connections".
+fn connections(variant: &str) -> String {
+    match variant.trim_start_matches("c=") {
+        "1" => "1 connection".to_string(),
+        n => format!("{n} connections"),
+    }
+}
+
+fn names_of<'a>(cells: &[&'a Cell]) -> Vec<&'a str> {
+    let mut names: Vec<&str> = Vec::new();
+    for c in cells {
+        if c.target != BASELINE && !names.contains(&c.target.as_str()) {
+            names.push(&c.target);
+        }
+    }
+    names
+}
+
+fn counts_section(r: &Results) -> String {
+    let checked: Vec<&Cell> = r
+        .cells
+        .iter()
+        .filter(|c| c.metrics.as_ref().is_some_and(|m| m.agrees.is_some()))
+        .collect();
+    let unread: Vec<&Cell> = r
+        .cells
+        .iter()
+        .filter(|c| c.metrics.as_ref().is_some_and(|m| m.agrees.is_none()))
+        .collect();
+    let mut out = "## Counts against the server's /metrics\n\n".to_string();
+    if checked.is_empty() && unread.is_empty() {
+        out += "No cell was checked (no zoo target answered /metrics).\n\n";
+        return out;
+    }
+    let disagree: Vec<&&Cell> = checked
+        .iter()
+        .filter(|c| c.metrics.as_ref().and_then(|m| m.agrees) == Some(false))
+        .collect();
+    let total_client: u64 = checked
+        .iter()
+        .filter_map(|c| c.metrics.as_ref().map(|m| m.client_responses))
+        .sum();
+    let total_server: u64 = checked
+        .iter()
+        .filter_map(|c| c.metrics.as_ref().and_then(|m| m.server_requests))
+        .sum();
+    let _ = writeln!(
+        out,
+        "For every cell, zoo's `zoo_requests_total` was read before and after; the difference \
+         (less the one reading counted inside it) is set against the responses the client \
+         received, warm-up included. {} of {} checked cells agree; over them all the client \
+         counted {} responses and the servers {} requests.\n",
+        checked.len() - disagree.len(),
+        checked.len(),
+        thousands(total_client as f64),
+        thousands(total_server as f64)
+    );
+    if !disagree.is_empty() {
+        out += "**Disagreements:**\n\n| model | scenario | variant | client | client errors | server |\n|---|---|---|---:|---:|---:|\n";
+        for c in &disagree {
+            if let Some(m) = &c.metrics {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    c.target,
+                    c.scenario,
+                    c.variant,
+                    m.client_responses,
+                    m.client_errors,
+                    m.server_requests.map_or("?".into(), |v| v.to_string())
+                );
+            }
+        }
+        out += "\n";
+    }
+    if !unread.is_empty() {
+        let list: Vec<String> = unread
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} {} ({})",
+                    c.target,
+                    c.scenario,
+                    c.variant,
+                    c.metrics
+                        .as_ref()
+                        .and_then(|m| m.note.clone())
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "Not read: {}.\n", list.join("; "));
+    }
+    out
+}
+
+fn failures_section(r: &Results) -> String {
+    let failed: Vec<&Cell> = r
+        .cells
+        .iter()
+        .filter(|c| c.status != Status::Ok || c.server_exit.is_some())
+        .collect();
+    if failed.is_empty() {
+        return "## Failures\n\nNone: every cell measured, every server stopped cleanly.\n\n"
+            .to_string();
+    }
+    let mut out = "## Failures and notes\n\n".to_string();
+    let mut by_target: BTreeMap<usize, Vec<&Cell>> = BTreeMap::new();
+    for c in failed {
+        by_target
+            .entry(target_order(r, &c.target))
+            .or_default()
+            .push(c);
+    }
+    for cells in by_target.values() {
+        for c in cells {
+            let what = match c.status {
+                Status::Failed => "failed",
+                Status::Skipped => "skipped",
+                Status::Ok => "note",
+            };
+            let mut why = c.reason.clone().unwrap_or_default();
+            if let Some(exit) = &c.server_exit {
+                if !why.is_empty() {
+                    why += "; ";
+                }
+                why += &format!("server stop: {exit}");
+            }
+            let _ = writeln!(
+                out,
+                "- {} · {} {} · {what}: {why}",
+                c.target, c.scenario, c.variant
+            );
+        }
+    }
+    out += "\n";
+    out
+}
+
+/// A one-line summary of a finished cell, for the progress display.
+pub fn one_line(c: &Cell) -> String {
+    let figures = c.headline.as_ref().map(|h| {
+        format!(
+            "{} req/s, p99 {}, {} errors",
+            thousands(h.requests_per_s),
+            format_us(h.p99_us),
+            h.errors + h.non_2xx
+        )
+    });
+    let counts = match c.metrics.as_ref().and_then(|m| m.agrees) {
+        Some(false) => ", /metrics DISAGREES",
+        _ => "",
+    };
+    match (c.status, figures) {
+        (Status::Ok, Some(f)) => format!("{f}{counts}"),
+        (status, f) => format!(
+            "{}{}{}",
+            if status == Status::Skipped {
+                "skipped"
+            } else {
+                "FAILED"
+            },
+            f.map_or(String::new(), |f| format!(" ({f})")),
+            c.reason
+                .as_deref()
+                .map_or(String::new(), |r| format!(": {}", shorten(r, 160)))
+        ),
+    }
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// `12,345` (no decimals).
+pub fn thousands(v: f64) -> String {
+    let n = v.round().max(0.0) as u64;
+    let digits = n.to_string();
+    let mut out = String::new();
+    // Digits left before the next comma: the head group may be shorter than three.
+    let mut until_comma = match digits.len() % 3 {
+        0 => 3,
+        head => head,
+    };
+    for ch in digits.chars() {
+        if until_comma == 0 {
+            out.push(',');
+            until_comma = 3;
+        }
+        out.push(ch);
+        until_comma -= 1;
+    }
+    out
+}
+
+fn percent(v: f64) -> String {
+    if v >= 0.995 || v == 0.0 {
+        format!("{:.0}%", v * 100.0)
+    } else if v >= 0.1 {
+        format!("{:.1}%", v * 100.0)
+    } else {
+        format!("{:.2}%", v * 100.0)
+    }
+}
+
+fn mib(kb: u64) -> String {
+    format!("{:.1} MiB", kb as f64 / 1024.0)
+}
+
+fn seconds(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{} s", (s * 100.0).round() / 100.0)
+    } else {
+        format!("{:.0} ms", s * 1000.0)
+    }
+}
+
+fn cpu_list(cpus: &[usize]) -> String {
+    let items: Vec<String> = cpus.iter().map(usize::to_string).collect();
+    items.join(",")
+}
+
+fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().collect::<String>() + chars.as_str(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1234.0), "1,234");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+        assert_eq!(percent(1.0), "100%");
+        assert_eq!(percent(0.4567), "45.7%");
+        assert_eq!(percent(0.012), "1.20%");
+        assert_eq!(seconds(0.25), "250 ms");
+        assert_eq!(seconds(5.0), "5 s");
+        assert_eq!(capitalise("inline"), "Inline");
+        assert_eq!(shorten("abcdef", 3), "abc…");
+    }
+}
