@@ -27,6 +27,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+/// Open files compare asks for: c10k's crowd, its active load and everything else.
+const FD_WANTED: u64 = 1 << 20;
+
+/// c10k's idle connections, as `Settings` will have them.
+fn settings_idle(args: &CompareArgs) -> usize {
+    args.idle
+        .map_or(if args.quick { 2000 } else { 10_000 }, |n| n as usize)
+}
+
 /// What compare measures.
 enum Kind {
     /// A zoo model, started for each scenario.
@@ -98,8 +107,16 @@ pub fn compare(args: &CompareArgs) -> Result<(), Box<dyn Error>> {
     if let Some(cpus) = &client_cpus {
         sys::pin_current_thread(cpus).map_err(|e| format!("--client-cpus {cpus:?}: {e}"))?;
     }
-    // c10k holds ten thousand sockets at once: take every descriptor the hard limit allows.
-    sys::raise_fd_limit(u64::MAX)?;
+    // c10k holds ten thousand sockets at once: take as many descriptors as the hard limit
+    // allows (an unlimited hard limit is not a valid soft one, hence the cap).
+    match sys::raise_fd_limit(FD_WANTED) {
+        Ok(limit) if limit < (settings_idle(args) + 1024) as u64 => notes.push(format!(
+            "the open-file limit is {limit}: c10k's idle connections may not all open \
+             (raise it with ulimit -n)"
+        )),
+        Ok(_) => {}
+        Err(e) => notes.push(format!("could not raise the open-file limit: {e}")),
+    }
     let threads = client_cpus.as_ref().map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         Vec::len,
@@ -119,9 +136,7 @@ pub fn compare(args: &CompareArgs) -> Result<(), Box<dyn Error>> {
                 vec![1, 16, 64, 256, 1024]
             }
         }),
-        idle: args
-            .idle
-            .map_or(if args.quick { 2000 } else { 10_000 }, |n| n as usize),
+        idle: settings_idle(args),
         slow_clients: args
             .slow_clients
             .map_or(if args.quick { 200 } else { 500 }, |n| n as usize),
