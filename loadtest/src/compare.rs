@@ -189,9 +189,11 @@ pub fn compare(args: &CompareArgs) -> Result<(), Box<dyn Error>> {
     let plan = plan_cells(&subjects, &scenarios, &settings);
     let mut progress = Progress::new(&plan);
     eprintln!(
-        "compare: {} targets, {} scenarios, {} cells, about {} (results in {})",
+        "compare: {} target{}, {} scenario{}, {} cells, about {} (results in {})",
         subjects.len(),
+        if subjects.len() == 1 { "" } else { "s" },
         scenarios.len(),
+        if scenarios.len() == 1 { "" } else { "s" },
         plan.len(),
         format_eta(plan.iter().map(|c| c.estimate).sum()),
         out.display()
@@ -417,6 +419,9 @@ fn run_scenario(
                     interrupted,
                     &mut on_tick,
                 );
+                if interrupted.load(Ordering::Relaxed) {
+                    mark_interrupted(&mut cell);
+                }
                 if let Some(reason) = server.as_mut().and_then(Server::exited) {
                     cell.status = Status::Failed;
                     cell.reason = Some(match cell.reason.take() {
@@ -438,6 +443,21 @@ fn run_scenario(
                 cell.server_exit = Some(stopped.how.clone());
             }
         }
+    }
+}
+
+/// A cell cut short by Ctrl-C: with nothing measured it was skipped; otherwise its figures
+/// stand, covering the part that ran.
+fn mark_interrupted(cell: &mut Cell) {
+    let measured = cell.headline.as_ref().is_some_and(|h| h.requests > 0);
+    if measured {
+        cell.reason = Some(match cell.reason.take() {
+            Some(r) => format!("interrupted, the figures cover the part that ran; {r}"),
+            None => "interrupted, the figures cover the part that ran".to_string(),
+        });
+    } else {
+        cell.status = Status::Skipped;
+        cell.reason = Some("interrupted".to_string());
     }
 }
 

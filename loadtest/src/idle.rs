@@ -95,16 +95,13 @@ impl IdleCrowd {
         let mut buf = vec![0u8; 16 * 1024];
         let mut next = 0;
         loop {
-            let busy = crowd
-                .slots
-                .iter()
-                .filter(|s| matches!(s.state, State::Connecting | State::Answering))
-                .count();
-            for i in next..n.min(next + OPENING.saturating_sub(busy)) {
+            let busy = crowd.count_busy();
+            let until = n.min(next + OPENING.saturating_sub(busy));
+            for i in next..until {
                 crowd.connect(i);
             }
-            next = n.min(next + OPENING.saturating_sub(busy));
-            if busy == 0 && next >= n {
+            next = until;
+            if next >= n && crowd.count_busy() == 0 {
                 break;
             }
             let now = Instant::now();
@@ -173,6 +170,14 @@ impl IdleCrowd {
             }
         }
         self.count(State::Idle)
+    }
+
+    /// Connections still opening or waiting for their answer.
+    fn count_busy(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s.state, State::Connecting | State::Answering))
+            .count()
     }
 
     fn count(&self, state: State) -> u64 {

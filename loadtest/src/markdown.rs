@@ -20,16 +20,16 @@ pub fn render(r: &Results, charts: &ChartSet) -> String {
         .filter(|t| t.kind != "baseline")
         .map(|t| t.name.as_str())
         .collect();
+    let kind = if r.setup.mode == "target" {
+        "target"
+    } else {
+        "model"
+    };
     let _ = writeln!(
         out,
-        "# zoo compare: {} {} × {} scenarios\n",
-        models.len(),
-        if r.setup.mode == "target" {
-            "targets"
-        } else {
-            "models"
-        },
-        r.scenarios.len()
+        "# zoo compare: {} × {}\n",
+        count(models.len(), kind),
+        count(r.scenarios.len(), "scenario")
     );
     out += &preamble(r);
     for info in &r.scenarios {
@@ -926,11 +926,20 @@ fn failures_section(r: &Results) -> String {
     }
     let mut out = "## Failures and notes\n\n".to_string();
     let mut by_target: BTreeMap<usize, Vec<&Cell>> = BTreeMap::new();
+    let mut cut_short = 0;
     for c in failed {
+        // The cells an interruption skipped say nothing one by one: they are counted.
+        if c.status == Status::Skipped && c.reason.as_deref() == Some("interrupted") {
+            cut_short += 1;
+            continue;
+        }
         by_target
             .entry(target_order(r, &c.target))
             .or_default()
             .push(c);
+    }
+    if cut_short > 0 {
+        let _ = writeln!(out, "- {cut_short} cells skipped: the run was interrupted");
     }
     for cells in by_target.values() {
         for c in cells {
@@ -1041,6 +1050,15 @@ fn seconds(s: f64) -> String {
 fn cpu_list(cpus: &[usize]) -> String {
     let items: Vec<String> = cpus.iter().map(usize::to_string).collect();
     items.join(",")
+}
+
+/// `1 model`, `3 models`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 fn capitalise(s: &str) -> String {

@@ -823,6 +823,11 @@ fn run_c10k(
     // whatever the active clients saw.
     if (idle as f64) < 0.9 * s.idle as f64 {
         cell.status = Status::Failed;
+        let held = format!("held only {idle} of {} idle connections", s.idle);
+        cell.reason = Some(match cell.reason.take() {
+            Some(notes) => format!("{held}: {notes}"),
+            None => held,
+        });
     }
     Ok(())
 }
