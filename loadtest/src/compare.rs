@@ -768,7 +768,7 @@ impl Progress {
             let bar = ProgressBar::new(plan.len() as u64);
             // A constant template: it parses.
             if let Ok(style) =
-                ProgressStyle::with_template("{spinner} [{bar:24}] {pos}/{len} {msg}")
+                ProgressStyle::with_template("{spinner} [{bar:24}] {pos}/{len} {wide_msg}")
             {
                 bar.set_style(style.progress_chars("=> "));
             }

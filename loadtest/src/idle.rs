@@ -30,6 +30,9 @@ pub struct OpenStats {
     pub failed: u64,
     /// Of the failures, answers with a status other than 2xx (e.g. 503 from load shedding).
     pub non_2xx: u64,
+    /// Of the failures, answers that closed the connection (no keep-alive: prefork's way).
+    #[serde(default)]
+    pub not_kept_alive: u64,
     /// How long the opening took, in seconds.
     pub seconds: f64,
 }
@@ -275,6 +278,8 @@ impl IdleCrowd {
                 Some((status, _)) => {
                     if !(200..300).contains(&status) {
                         self.stats.non_2xx += 1;
+                    } else {
+                        self.stats.not_kept_alive += 1;
                     }
                     return self.fail(i);
                 }

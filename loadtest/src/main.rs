@@ -20,7 +20,8 @@
 //! - [`idle`]: c10k's crowd of idle keep-alive connections.
 //! - [`slowloris`]: slowloris' crowd of clients trickling their heads.
 //! - [`results`]: `results.json` (schema `zoo-compare/1`).
-//! - [`markdown`]: `report.md`: tables and their plain-words reading.
+//! - [`markdown`]: `report.md`: the setup, a table per scenario, the checks and failures.
+//! - [`reading`]: the plain-words reading of each table, computed from its figures.
 //! - [`charts`]: SVG and PNG charts with plotters.
 
 mod charts;
@@ -32,6 +33,7 @@ mod idle;
 mod launch;
 mod markdown;
 mod probe;
+mod reading;
 mod report;
 mod results;
 mod run;

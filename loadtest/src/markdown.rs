@@ -1,6 +1,6 @@
-//! `report.md`: a table per scenario and a reading of it in plain words, computed from the
-//! figures of `results.json` (who led and by how much, who fell behind, who failed), then the
-//! check of the client's counts against the server's own, and the failures with their reasons.
+//! `report.md`: how the run was set up, then per scenario what it loads and shows, a table and
+//! its reading in plain words ([`reading`](crate::reading)), the charts; then the check of the
+//! client's counts against the server's own, and the failures with their reasons.
 
 use crate::charts::ChartSet;
 use crate::report::format_us;
@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// The name of the baseline target.
-const BASELINE: &str = "nginx";
+pub const BASELINE: &str = "nginx";
 
 /// The whole report.
 pub fn render(r: &Results, charts: &ChartSet) -> String {
@@ -42,7 +42,7 @@ pub fn render(r: &Results, charts: &ChartSet) -> String {
             continue;
         }
         out += &table(&info.name, &cells, r);
-        let reading = reading(&info.name, &cells);
+        let reading = crate::reading::reading(&info.name, &cells);
         if !reading.is_empty() {
             let _ = writeln!(out, "**Reading.** {}\n", reading.join(" "));
         }
@@ -405,435 +405,13 @@ fn variant_order(cells: &[&Cell], variant: &str) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-fn baseline_rps(cells: &[&Cell], variant: &str) -> Option<f64> {
+/// nginx's throughput in `variant`, when it measured.
+pub fn baseline_rps(cells: &[&Cell], variant: &str) -> Option<f64> {
     cells
         .iter()
         .find(|c| c.target == BASELINE && c.variant == variant && c.status == Status::Ok)
         .and_then(|c| c.headline.as_ref())
         .map(|h| h.requests_per_s)
-}
-
-/// A measured cell's figure for sorting and comparing.
-struct Fig<'a> {
-    name: &'a str,
-    rps: f64,
-    p99: u64,
-    cell: &'a Cell,
-}
-
-/// The cells of `variant` that measured (not the baseline), best throughput first.
-fn ranked<'a>(cells: &[&'a Cell], variant: &str) -> Vec<Fig<'a>> {
-    let mut figs: Vec<Fig<'a>> = cells
-        .iter()
-        .filter(|c| c.variant == variant && c.target != BASELINE && c.status == Status::Ok)
-        .filter_map(|c| {
-            let h = c.headline.as_ref()?;
-            Some(Fig {
-                name: &c.target,
-                rps: h.requests_per_s,
-                p99: h.p99_us,
-                cell: c,
-            })
-        })
-        .collect();
-    figs.sort_by(|a, b| b.rps.total_cmp(&a.rps));
-    figs
-}
-
-fn variants_of<'a>(cells: &[&'a Cell]) -> Vec<&'a str> {
-    let mut seen: Vec<&str> = Vec::new();
-    for c in cells {
-        if !seen.contains(&c.variant.as_str()) {
-            seen.push(&c.variant);
-        }
-    }
-    seen
-}
-
-/// "pool led with 45,000 req/s, 1.32× thread's 34,000".
-fn leader_sentence(figs: &[Fig<'_>]) -> Option<String> {
-    let first = figs.first()?;
-    Some(match figs.get(1) {
-        Some(second) if second.rps > 0.0 => format!(
-            "{} led with {} req/s, {:.2}× the next, {} ({})",
-            first.name,
-            thousands(first.rps),
-            first.rps / second.rps,
-            second.name,
-            thousands(second.rps)
-        ),
-        _ => format!("{} measured {} req/s", first.name, thousands(first.rps)),
-    })
-}
-
-/// The reading of one scenario's table, sentence by sentence.
-fn reading(scenario: &str, cells: &[&Cell]) -> Vec<String> {
-    let mut out = Vec::new();
-    let variants = variants_of(cells);
-    match scenario {
-        "plaintext" | "json" => {
-            let mut leaders = Vec::new();
-            for v in &variants {
-                if let Some(s) = leader_sentence(&ranked(cells, v)) {
-                    leaders.push(format!("at {}, {s}", connections(v)));
-                }
-            }
-            if !leaders.is_empty() {
-                out.push(format!("{}.", capitalise(&leaders.join("; "))));
-            }
-            // Who lost ground as connections grew: the highest sweep point against each
-            // model's own best.
-            if let Some(last) = variants.last() {
-                let mut fell = Vec::new();
-                for f in ranked(cells, last) {
-                    let best = cells
-                        .iter()
-                        .filter(|c| c.target == f.name && c.status == Status::Ok)
-                        .filter_map(|c| c.headline.as_ref().map(|h| (h.requests_per_s, &c.variant)))
-                        .max_by(|a, b| a.0.total_cmp(&b.0));
-                    if let Some((best, at)) = best {
-                        if best > 0.0 && f.rps < 0.8 * best {
-                            fell.push(format!(
-                                "{} ({:.0}% below its best, at {})",
-                                f.name,
-                                100.0 * (1.0 - f.rps / best),
-                                connections(at)
-                            ));
-                        }
-                    }
-                }
-                if !fell.is_empty() {
-                    out.push(format!(
-                        "At {} throughput fell for {}.",
-                        connections(last),
-                        fell.join(", ")
-                    ));
-                }
-                let figs = ranked(cells, last);
-                if let (Some(lo), Some(hi)) = (
-                    figs.iter().min_by_key(|f| f.p99),
-                    figs.iter().max_by_key(|f| f.p99),
-                ) {
-                    if lo.name != hi.name {
-                        out.push(format!(
-                            "Tail latency at {}: the lowest p99 was {}'s ({}), the highest {}'s ({}).",
-                            connections(last),
-                            lo.name,
-                            format_us(lo.p99),
-                            hi.name,
-                            format_us(hi.p99)
-                        ));
-                    }
-                }
-            }
-            out.extend(baseline_sentence(cells, &variants));
-        }
-        "io-wait" | "blocking-call" => {
-            for v in &variants {
-                let figs = ranked(cells, v);
-                let Some(ideal) = figs.first().and_then(|f| f.cell.ideal_rps) else {
-                    continue;
-                };
-                let shares: Vec<String> = figs
-                    .iter()
-                    .map(|f| format!("{} {}", f.name, percent(f.rps / ideal)))
-                    .collect();
-                if let (Some(best), Some(worst)) = (figs.first(), figs.last()) {
-                    out.push(format!(
-                        "The ideal is {} req/s; {} came closest with {} ({} of it){}.",
-                        thousands(ideal),
-                        best.name,
-                        thousands(best.rps),
-                        percent(best.rps / ideal),
-                        if figs.len() > 1 {
-                            format!(
-                                ", {} lowest with {} ({:.0}× fewer)",
-                                worst.name,
-                                thousands(worst.rps),
-                                best.rps / worst.rps.max(1e-9)
-                            )
-                        } else {
-                            String::new()
-                        }
-                    ));
-                }
-                if figs.len() > 2 {
-                    out.push(format!("Share of the ideal: {}.", shares.join(", ")));
-                }
-                if scenario == "blocking-call" {
-                    let one_at_a_time: Vec<&str> = figs
-                        .iter()
-                        .filter(|f| f.rps < 1.5 * 1000.0 / 10.0)
-                        .map(|f| f.name)
-                        .collect();
-                    if !one_at_a_time.is_empty() {
-                        out.push(format!(
-                            "{} served about one /block at a time: the blocking call stopped \
-                             the whole loop.",
-                            one_at_a_time.join(", ")
-                        ));
-                    }
-                }
-            }
-        }
-        "cpu-mix" => {
-            let mut lines = Vec::new();
-            for name in names_of(cells) {
-                let p99 = |v: &str| {
-                    cells
-                        .iter()
-                        .find(|c| c.target == name && c.variant == v && c.status == Status::Ok)
-                        .and_then(|c| c.headline.as_ref())
-                        .map(|h| h.p99_us)
-                };
-                if let (Some(inline), Some(offload)) = (p99("inline"), p99("offload")) {
-                    let verdict = if (offload as f64) < 0.67 * inline as f64 {
-                        "offloading helped"
-                    } else if (offload as f64) > 1.5 * inline as f64 {
-                        "offloading hurt"
-                    } else {
-                        "about the same"
-                    };
-                    lines.push(format!(
-                        "{name} {} inline, {} offloaded ({verdict})",
-                        format_us(inline),
-                        format_us(offload)
-                    ));
-                }
-            }
-            if !lines.is_empty() {
-                out.push(format!(
-                    "p99 of the cheap requests beside the CPU work: {}.",
-                    lines.join("; ")
-                ));
-            }
-            for v in &variants {
-                let figs = ranked(cells, v);
-                if let Some(best) = figs.iter().min_by_key(|f| f.p99) {
-                    out.push(format!(
-                        "{}: the lowest cheap p99 was {}'s ({}).",
-                        capitalise(v),
-                        best.name,
-                        format_us(best.p99)
-                    ));
-                }
-            }
-        }
-        "c10k" => {
-            let mut per_conn: Vec<(&str, f64)> = cells
-                .iter()
-                .filter(|c| c.status == Status::Ok)
-                .filter_map(|c| {
-                    Some((
-                        c.target.as_str(),
-                        c.idle.as_ref()?.rss_per_connection_bytes?,
-                    ))
-                })
-                .collect();
-            per_conn.sort_by(|a, b| a.1.total_cmp(&b.1));
-            if let (Some(lo), Some(hi)) = (per_conn.first(), per_conn.last()) {
-                out.push(if lo.0 == hi.0 {
-                    format!("An idle connection cost {} {:.1} KiB.", lo.0, lo.1 / 1024.0)
-                } else {
-                    format!(
-                        "An idle connection cost from {:.1} KiB ({}) to {:.1} KiB ({}) of server memory.",
-                        lo.1 / 1024.0,
-                        lo.0,
-                        hi.1 / 1024.0,
-                        hi.0
-                    )
-                });
-            }
-            let lost: Vec<String> = cells
-                .iter()
-                .filter_map(|c| {
-                    let i = c.idle.as_ref()?;
-                    (i.still_open_after < i.open.wanted).then(|| {
-                        format!(
-                            "{} held {} of {}",
-                            c.target, i.still_open_after, i.open.wanted
-                        )
-                    })
-                })
-                .collect();
-            if !lost.is_empty() {
-                out.push(format!(
-                    "Not every idle connection survived: {}.",
-                    lost.join(", ")
-                ));
-            }
-            for v in &variants {
-                let figs = ranked(cells, v);
-                if let Some(s) = leader_sentence(&figs) {
-                    out.push(format!("Beside the idle crowd, {s}."));
-                }
-                if let Some(best) = figs.iter().min_by_key(|f| f.p99) {
-                    out.push(format!(
-                        "The lowest active p99 was {}'s ({}).",
-                        best.name,
-                        format_us(best.p99)
-                    ));
-                }
-            }
-        }
-        "slowloris" => {
-            let mut rates: Vec<(&str, f64, u64)> = cells
-                .iter()
-                .filter(|c| c.target != BASELINE)
-                .filter_map(|c| {
-                    let h = c.headline.as_ref()?;
-                    Some((c.target.as_str(), h.success_rate, h.p99_us))
-                })
-                .collect();
-            rates.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let held: Vec<String> = rates
-                .iter()
-                .filter(|r| r.1 >= 0.99)
-                .map(|r| format!("{} (p99 {})", r.0, format_us(r.2)))
-                .collect();
-            let starved: Vec<String> = rates
-                .iter()
-                .filter(|r| r.1 < 0.99)
-                .map(|r| format!("{} ({} got through)", r.0, percent(r.1)))
-                .collect();
-            if !held.is_empty() {
-                out.push(format!(
-                    "The normal client was served throughout by {}.",
-                    held.join(", ")
-                ));
-            }
-            if !starved.is_empty() {
-                out.push(format!("The slow clients starved {}.", starved.join(", ")));
-            }
-            let cut: Vec<String> = cells
-                .iter()
-                .filter_map(|c| {
-                    let s = c.slow.as_ref()?;
-                    (s.server_closes > 0)
-                        .then(|| format!("{} ({})", c.target, thousands(s.server_closes as f64)))
-                })
-                .collect();
-            if !cut.is_empty() {
-                out.push(format!(
-                    "Servers that cut slow clients off (a head timeout, 408): {}.",
-                    cut.join(", ")
-                ));
-            }
-        }
-        _ => {
-            for v in &variants {
-                if let Some(s) = leader_sentence(&ranked(cells, v)) {
-                    out.push(if variants.len() > 1 {
-                        format!("{}: {s}.", capitalise(v))
-                    } else {
-                        format!("Throughput: {s}.")
-                    });
-                }
-            }
-            if scenario == "churn" {
-                let figs = ranked(cells, variants.first().copied().unwrap_or(""));
-                let cheapest = figs
-                    .iter()
-                    .filter_map(|f| Some((f.name, f.cell.server.as_ref()?.cpu_us_per_request?)))
-                    .min_by(|a, b| a.1.total_cmp(&b.1));
-                if let Some((name, cpu)) = cheapest {
-                    out.push(format!(
-                        "The cheapest connection setup in server CPU was {name}'s ({cpu:.1} µs a request)."
-                    ));
-                }
-            }
-            if scenario == "upload" && variants.len() == 2 {
-                let mut ratios = Vec::new();
-                for name in names_of(cells) {
-                    let rps = |v: &str| {
-                        cells
-                            .iter()
-                            .find(|c| c.target == name && c.variant == v && c.status == Status::Ok)
-                            .and_then(|c| c.headline.as_ref())
-                            .map(|h| h.requests_per_s)
-                    };
-                    if let (Some(a), Some(b)) = (rps(variants[0]), rps(variants[1])) {
-                        if a > 0.0 {
-                            ratios.push(format!("{name} {:.2}×", b / a));
-                        }
-                    }
-                }
-                if !ratios.is_empty() {
-                    out.push(format!(
-                        "{} against {} throughput: {}.",
-                        capitalise(variants[1]),
-                        variants[0],
-                        ratios.join(", ")
-                    ));
-                }
-            }
-            out.extend(baseline_sentence(cells, &variants));
-        }
-    }
-    let failed: Vec<String> = cells
-        .iter()
-        .filter(|c| c.status == Status::Failed)
-        .map(|c| {
-            if variants.len() > 1 {
-                format!("{} ({})", c.target, c.variant)
-            } else {
-                c.target.clone()
-            }
-        })
-        .collect();
-    if !failed.is_empty() {
-        out.push(format!(
-            "Failed: {} (reasons under the table).",
-            failed.join(", ")
-        ));
-    }
-    out
-}
-
-fn baseline_sentence(cells: &[&Cell], variants: &[&str]) -> Option<String> {
-    let mut best: Option<(f64, &str, &str)> = None;
-    for v in variants {
-        let Some(base) = baseline_rps(cells, v) else {
-            continue;
-        };
-        if let Some(f) = ranked(cells, v).first() {
-            let ratio = f.rps / base;
-            let better = match best {
-                Some((b, _, _)) => ratio > b,
-                None => true,
-            };
-            if better {
-                best = Some((ratio, f.name, v));
-            }
-        }
-    }
-    let (ratio, name, v) = best?;
-    let at = match v.strip_prefix("c=") {
-        Some(_) if variants.len() > 1 => format!(" at {}", connections(v)),
-        _ if variants.len() > 1 => format!(" ({v})"),
-        _ => String::new(),
-    };
-    Some(format!(
-        "Against nginx, the closest was {name}, at {ratio:.2}× its throughput{at}."
-    ))
-}
-
-/// `c=1` reads "1 connection", `c=64` "64 connections".
-fn connections(variant: &str) -> String {
-    match variant.trim_start_matches("c=") {
-        "1" => "1 connection".to_string(),
-        n => format!("{n} connections"),
-    }
-}
-
-fn names_of<'a>(cells: &[&'a Cell]) -> Vec<&'a str> {
-    let mut names: Vec<&str> = Vec::new();
-    for c in cells {
-        if c.target != BASELINE && !names.contains(&c.target.as_str()) {
-            names.push(&c.target);
-        }
-    }
-    names
 }
 
 fn counts_section(r: &Results) -> String {
@@ -1025,7 +603,8 @@ pub fn thousands(v: f64) -> String {
     out
 }
 
-fn percent(v: f64) -> String {
+/// `100%`, `45.7%`, `1.20%`.
+pub fn percent(v: f64) -> String {
     if v >= 0.995 || v == 0.0 {
         format!("{:.0}%", v * 100.0)
     } else if v >= 0.1 {
@@ -1061,7 +640,8 @@ fn count(n: usize, what: &str) -> String {
     }
 }
 
-fn capitalise(s: &str) -> String {
+/// The first letter in upper case.
+pub fn capitalise(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().collect::<String>() + chars.as_str(),

@@ -799,14 +799,24 @@ fn run_c10k(
     });
     let mut notes = Vec::new();
     if opened.failed > 0 {
+        let mut why = Vec::new();
+        if opened.not_kept_alive > 0 {
+            why.push(format!(
+                "{} closed by the server after their answer: no keep-alive",
+                opened.not_kept_alive
+            ));
+        }
+        if opened.non_2xx > 0 {
+            why.push(format!("{} answered other than 2xx", opened.non_2xx));
+        }
         notes.push(format!(
             "{} of {} idle connections failed to open{}",
             opened.failed,
             opened.wanted,
-            if opened.non_2xx > 0 {
-                format!(" ({} answered non-2xx)", opened.non_2xx)
-            } else {
+            if why.is_empty() {
                 String::new()
+            } else {
+                format!(" ({})", why.join("; "))
             }
         ));
     }
