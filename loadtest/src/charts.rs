@@ -10,6 +10,7 @@
 //! and how to get one.
 
 use crate::results::{Cell, Results, Status};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -162,10 +163,14 @@ pub fn render_all(dir: &Path, results: &Results) -> ChartSet {
             });
         }
         if info.name == "c10k" {
+            let mut measures = Vec::new();
             let bars: Vec<(String, usize, bool, f64)> = cells
                 .iter()
                 .filter_map(|c| {
-                    let bytes = c.idle.as_ref()?.rss_per_connection_bytes?;
+                    let (bytes, what) = c.idle.as_ref()?.per_connection()?;
+                    if !measures.contains(&what) {
+                        measures.push(what);
+                    }
                     Some((
                         c.target.clone(),
                         style_of(&c.target),
@@ -174,15 +179,16 @@ pub fn render_all(dir: &Path, results: &Results) -> ChartSet {
                     ))
                 })
                 .collect();
+            let y_desc = format!("KiB of {} per idle connection", measures.join(" or "));
             if !bars.is_empty() {
                 let idle = results.setup.idle_connections;
                 let title = format!("c10k: server memory per idle connection ({idle} idle)");
                 set.add(
                     &charts_dir,
                     &info.name,
-                    "rss-per-connection",
+                    "memory-per-connection",
                     &title,
-                    |root| draw_bars(root, &title, "KiB of RSS per idle connection", &bars),
+                    |root| draw_bars(root, &title, &y_desc, &bars),
                 );
             }
         }
@@ -493,39 +499,7 @@ fn latency_on<DB: DrawingBackend>(
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(err)?;
-    // Log paper: a line at every 1..9 × 10^k, darker at 1, 2 and 5, which carry the labels.
-    for decade in lo.floor() as i32..=hi.ceil() as i32 {
-        for m in 1..=9 {
-            let ms = f64::from(m) * 10f64.powi(decade);
-            let y = ms.log10();
-            if y < lo || y > hi {
-                continue;
-            }
-            let labelled = matches!(m, 1 | 2 | 5);
-            let grey = if m == 1 {
-                200
-            } else if labelled {
-                225
-            } else {
-                242
-            };
-            chart
-                .draw_series(LineSeries::new(
-                    vec![(0.0, y), (nines, y)],
-                    RGBColor(grey, grey, grey),
-                ))
-                .map_err(err)?;
-            if labelled {
-                let (px, py) = chart.backend_coord(&(0.0, y));
-                root.draw(&Text::new(
-                    format_ms(ms),
-                    (px - 8, py),
-                    font(15).pos(Pos::new(HPos::Right, VPos::Center)),
-                ))
-                .map_err(err)?;
-            }
-        }
-    }
+    log_grid(&mut chart, root, lo, hi, 0.0, nines, &format_ms)?;
     let logged: Vec<Series> = series
         .iter()
         .map(|s| Series {
@@ -596,55 +570,135 @@ fn bars_on<DB: DrawingBackend>(
     bars: &[(String, usize, bool, f64)],
 ) -> Result<(), String> {
     root.fill(&WHITE).map_err(err)?;
-    let root = root.titled(title, font(24)).map_err(err)?;
-    let ymax = bars.iter().map(|b| b.3).fold(0.0, f64::max).max(0.1) * 1.2;
+    let area = root.titled(title, font(24)).map_err(err)?;
+    let max = bars.iter().map(|b| b.3).fold(0.0, f64::max).max(0.1);
+    let min = bars.iter().map(|b| b.3).fold(f64::MAX, f64::min).max(0.01);
+    // A thread or process per connection costs a thousand times an event loop's buffer: on a
+    // linear axis the small bars vanish, so a wide spread gets a log axis.
+    let log = max / min > 30.0;
+    let (lo, hi) = if log {
+        ((min / 2.0).log10().floor(), (max * 3.0).log10())
+    } else {
+        (0.0, max * 1.2)
+    };
+    let y = |v: f64| {
+        if log {
+            v.max(10f64.powf(lo)).log10()
+        } else {
+            v
+        }
+    };
     let n = bars.len();
     // Bar i is centred on x = i: whole numbers carry the model names, nothing else is labelled.
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(&area)
         .margin(16)
         .x_label_area_size(60)
         .y_label_area_size(90)
-        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..ymax)
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), lo..hi)
         .map_err(err)?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
+    let name_at = |x: &f64| {
+        let i = x.round();
+        if (x - i).abs() > 1e-6 || i < 0.0 {
+            return String::new();
+        }
+        bars.get(i as usize)
+            .map(|b| b.0.clone())
+            .unwrap_or_default()
+    };
+    let whole = |v: &f64| format!("{v:.0}");
+    let mut mesh = chart.configure_mesh();
+    mesh.disable_x_mesh()
         .x_labels(n + 1)
-        .x_label_formatter(&|x| {
-            let i = x.round();
-            if (x - i).abs() > 1e-6 || i < 0.0 {
-                return String::new();
-            }
-            bars.get(i as usize)
-                .map(|b| b.0.clone())
-                .unwrap_or_default()
-        })
-        .y_label_formatter(&|y| format!("{y:.0}"))
+        .x_label_formatter(&name_at)
         .x_desc("model")
-        .y_desc(y_desc)
+        .y_desc(if log {
+            format!("{y_desc} (log scale)")
+        } else {
+            y_desc.to_string()
+        })
         .axis_desc_style(font(18))
         .label_style(font(15))
-        .light_line_style(RGBColor(235, 235, 235))
-        .draw()
-        .map_err(err)?;
+        .light_line_style(RGBColor(235, 235, 235));
+    if log {
+        mesh.disable_y_mesh().y_labels(0);
+    } else {
+        mesh.y_label_formatter(&whole);
+    }
+    mesh.draw().map_err(err)?;
+    if log {
+        log_grid(&mut chart, root, lo, hi, -0.5, n as f64 - 0.5, &|v| {
+            format!("{v}")
+        })?;
+    }
     chart
         .draw_series(bars.iter().enumerate().map(|(i, b)| {
             let x = i as f64;
             Rectangle::new(
-                [(x - 0.35, 0.0), (x + 0.35, b.3)],
+                [(x - 0.35, lo), (x + 0.35, y(b.3))],
                 colour(b.1, b.2).filled(),
             )
         }))
         .map_err(err)?;
     chart
         .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            let label = if b.3 >= 10.0 {
+                format!("{:.0}", b.3)
+            } else {
+                format!("{:.1}", b.3)
+            };
             Text::new(
-                format!("{:.1}", b.3),
-                (i as f64, b.3 + ymax * 0.02),
+                label,
+                (i as f64, y(b.3) + (hi - lo) * 0.02),
                 font(15).pos(Pos::new(HPos::Center, VPos::Bottom)),
             )
         }))
         .map_err(err)?;
+    Ok(())
+}
+
+/// Log paper on a chart whose y values are log10 of the data: a line at every 1..9 × 10^k,
+/// darker at 1, 2 and 5, which carry labels (drawn on `root`, left of the plotting area).
+fn log_grid<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    root: &DrawingArea<DB, Shift>,
+    lo: f64,
+    hi: f64,
+    x0: f64,
+    x1: f64,
+    label: &dyn Fn(f64) -> String,
+) -> Result<(), String> {
+    for decade in lo.floor() as i32..=hi.ceil() as i32 {
+        for m in 1..=9 {
+            let value = f64::from(m) * 10f64.powi(decade);
+            let y = value.log10();
+            if y < lo || y > hi {
+                continue;
+            }
+            let labelled = matches!(m, 1 | 2 | 5);
+            let grey = if m == 1 {
+                200
+            } else if labelled {
+                225
+            } else {
+                242
+            };
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(x0, y), (x1, y)],
+                    RGBColor(grey, grey, grey),
+                ))
+                .map_err(err)?;
+            if labelled {
+                let (px, py) = chart.backend_coord(&(x0, y));
+                root.draw(&Text::new(
+                    label(value),
+                    (px - 8, py),
+                    font(15).pos(Pos::new(HPos::Right, VPos::Center)),
+                ))
+                .map_err(err)?;
+            }
+        }
+    }
     Ok(())
 }
 

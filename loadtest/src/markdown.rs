@@ -4,7 +4,7 @@
 
 use crate::charts::ChartSet;
 use crate::report::format_us;
-use crate::results::{Cell, Results, Status};
+use crate::results::{Cell, IdleFigures, Results, Status};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -158,7 +158,7 @@ fn preamble(r: &Results) -> String {
             **RSS** is the server's peak resident memory (summed over its processes: shared \
             pages of forked workers count in each); **× nginx** is req/s over nginx's in the \
             same cell; **/metrics** compares the client's count of answers with the server's \
-            own `zoo_requests_total` (✓ equal, ✗ different, — not read).\n\n";
+            own `zoo_requests_total` plus `zoo_shed_total` (✓ agree, ✗ differ, — not read).\n\n";
     out
 }
 
@@ -212,7 +212,7 @@ fn table(scenario: &str, cells: &[&Cell], r: &Results) -> String {
     match extra {
         Extra::Ideal => head.push("% of ideal"),
         Extra::Cpu => head.extend(["cpu req/s", "cpu p99"]),
-        Extra::Idle => head.extend(["idle held", "RSS/idle conn"]),
+        Extra::Idle => head.extend(["idle held", "memory/idle conn"]),
         Extra::Slow => head.push("slow conns at end"),
         Extra::None => {}
     }
@@ -324,8 +324,10 @@ fn table(scenario: &str, cells: &[&Cell], r: &Results) -> String {
                     )
                 }));
                 row.push(
-                    idle.and_then(|i| i.rss_per_connection_bytes)
-                        .map_or("—".into(), |b| format!("{:.1} KiB", b / 1024.0)),
+                    idle.and_then(IdleFigures::per_connection)
+                        .map_or("—".into(), |(b, what)| {
+                            format!("{:.1} KiB {what}", b / 1024.0)
+                        }),
                 );
             }
             Extra::Slow => row.push(c.slow.as_ref().map_or("—".into(), |s| {
@@ -350,7 +352,7 @@ fn table(scenario: &str, cells: &[&Cell], r: &Results) -> String {
                 "✗ {}",
                 c.metrics
                     .as_ref()
-                    .and_then(|m| m.server_requests)
+                    .and_then(server_answered)
                     .map_or("?".to_string(), |n| thousands(n as f64))
             ),
             None => "—".into(),
@@ -440,32 +442,36 @@ fn counts_section(r: &Results) -> String {
         .sum();
     let total_server: u64 = checked
         .iter()
-        .filter_map(|c| c.metrics.as_ref().and_then(|m| m.server_requests))
+        .filter_map(|c| c.metrics.as_ref().and_then(server_answered))
         .sum();
     let _ = writeln!(
         out,
-        "For every cell, zoo's `zoo_requests_total` was read before and after; the difference \
-         (less the one reading counted inside it) is set against the responses the client \
-         received, warm-up included. {} of {} checked cells agree; over them all the client \
-         counted {} responses and the servers {} requests.\n",
+        "For every cell, zoo's `zoo_requests_total` and `zoo_shed_total` were read before and \
+         after; the requests (less the one reading counted inside them) plus the connections \
+         shed with a 503 are set against the responses the client received, warm-up included. \
+         {} of {} checked cells agree; over them all the client counted {} responses and the \
+         servers {}.\n",
         checked.len() - disagree.len(),
         checked.len(),
         thousands(total_client as f64),
         thousands(total_server as f64)
     );
     if !disagree.is_empty() {
-        out += "**Disagreements:**\n\n| model | scenario | variant | client | client errors | server |\n|---|---|---|---:|---:|---:|\n";
+        out += "**Disagreements:**\n\n| model | scenario | variant | client responses | client \
+                errors | server requests | server shed |\n|---|---|---|---:|---:|---:|---:|\n";
+        let num = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
         for c in &disagree {
             if let Some(m) = &c.metrics {
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} |",
                     c.target,
                     c.scenario,
                     c.variant,
                     m.client_responses,
                     m.client_errors,
-                    m.server_requests.map_or("?".into(), |v| v.to_string())
+                    num(m.server_requests),
+                    num(m.server_shed)
                 );
             }
         }
@@ -490,6 +496,11 @@ fn counts_section(r: &Results) -> String {
         let _ = writeln!(out, "Not read: {}.\n", list.join("; "));
     }
     out
+}
+
+/// What the server says it answered: requests through the service and connections shed.
+fn server_answered(m: &crate::results::MetricsCheck) -> Option<u64> {
+    Some(m.server_requests? + m.server_shed.unwrap_or(0))
 }
 
 fn failures_section(r: &Results) -> String {

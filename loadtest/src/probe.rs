@@ -80,6 +80,15 @@ pub fn get(
             }
             Ok(n) => input.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // SO_RCVTIMEO expiring reads as WouldBlock.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(format!("no complete answer within {timeout:?}"))
+            }
             Err(e) => return Err(format!("read: {e}")),
         }
     }
@@ -92,6 +101,9 @@ pub struct ServerCounters {
     pub requests: u64,
     /// `zoo_connections_total`: connections accepted.
     pub connections: Option<u64>,
+    /// `zoo_shed_total`: connections answered 503 over `--max-connections`, outside the
+    /// service (so not in `requests`); each is one response to the client.
+    pub shed: Option<u64>,
 }
 
 /// Reads zoo's counters from `/metrics` under `base` (the target's path prefix, "" for none).
@@ -111,6 +123,7 @@ pub fn scrape(
     Ok(ServerCounters {
         requests,
         connections: sample(&text, "zoo_connections_total"),
+        shed: sample(&text, "zoo_shed_total"),
     })
 }
 

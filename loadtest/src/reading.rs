@@ -208,12 +208,7 @@ fn c10k(cells: &[&Cell], variants: &[&str]) -> Vec<String> {
     let mut per_conn: Vec<(&str, f64)> = cells
         .iter()
         .filter(|c| c.status == Status::Ok)
-        .filter_map(|c| {
-            Some((
-                c.target.as_str(),
-                c.idle.as_ref()?.rss_per_connection_bytes?,
-            ))
-        })
+        .filter_map(|c| Some((c.target.as_str(), c.idle.as_ref()?.per_connection()?.0)))
         .collect();
     per_conn.sort_by(|a, b| a.1.total_cmp(&b.1));
     if let (Some(lo), Some(hi)) = (per_conn.first(), per_conn.last()) {

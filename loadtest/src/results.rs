@@ -215,8 +215,12 @@ pub struct MetricsCheck {
     pub server_after: Option<u64>,
     /// The difference, minus the one scrape counted inside it.
     pub server_requests: Option<u64>,
-    /// Whether the two agree: equal, or with client errors, the server between the client's
-    /// responses and its responses plus errors.
+    /// `zoo_shed_total`'s difference: 503s sent over `--max-connections`, outside the service.
+    #[serde(default)]
+    pub server_shed: Option<u64>,
+    /// Whether the two agree: the server's requests plus shed connections equal the client's
+    /// responses, or with client errors, lie between its responses and its responses plus
+    /// errors (the server may have answered a request the client had given up on).
     pub agrees: Option<bool>,
     /// Why there is no verdict, when there is none.
     pub note: Option<String>,
@@ -231,6 +235,16 @@ pub struct LoadResult {
     pub report: RunReport,
 }
 
+impl IdleFigures {
+    /// Memory per idle connection in bytes, and which measure it is: PSS where it was read,
+    /// else RSS.
+    pub fn per_connection(&self) -> Option<(f64, &'static str)> {
+        self.pss_per_connection_bytes
+            .map(|b| (b, "PSS"))
+            .or_else(|| self.rss_per_connection_bytes.map(|b| (b, "RSS")))
+    }
+}
+
 /// c10k's idle connections.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IdleFigures {
@@ -242,6 +256,17 @@ pub struct IdleFigures {
     pub rss_with_idle_kb: Option<u64>,
     /// `(rss_with_idle - rss_before) / idle`, in bytes.
     pub rss_per_connection_bytes: Option<f64>,
+    /// Proportional set size before and with the idle connections (shared pages divided among
+    /// the processes sharing them), in KiB, where /proc shows it.
+    #[serde(default)]
+    pub pss_before_kb: Option<u64>,
+    /// See `pss_before_kb`.
+    #[serde(default)]
+    pub pss_with_idle_kb: Option<u64>,
+    /// `(pss_with_idle - pss_before) / idle`, in bytes: the figure of the report, which does
+    /// not charge forked processes for the pages they share.
+    #[serde(default)]
+    pub pss_per_connection_bytes: Option<f64>,
     /// Server threads with them open (a thread per connection shows here).
     pub threads_with_idle: Option<u64>,
     /// Idle connections still open after the active load.

@@ -77,6 +77,55 @@ pub struct TreeSample {
 /// Samples `root` and all its descendants; `None` once `root` is gone.
 pub fn sample_tree(root: u32) -> Option<TreeSample> {
     let at = Instant::now();
+    let page = sys::page_size();
+    let mut sample = TreeSample {
+        at,
+        cpu_ticks: 0,
+        rss_bytes: 0,
+        threads: 0,
+        processes: 0,
+    };
+    for (_, stat) in tree(root)? {
+        sample.cpu_ticks += stat.cpu_ticks;
+        sample.rss_bytes += stat.rss_pages * page;
+        sample.threads += stat.threads;
+        sample.processes += 1;
+    }
+    Some(sample)
+}
+
+/// The proportional set size of the tree, in bytes: each page shared by n processes counts
+/// 1/n in each, so forked workers are not charged n times for the pages they share. `None`
+/// where `/proc/PID/smaps_rollup` cannot be read (kernels before 4.14, another user's
+/// process). The kernel walks every mapping to answer, so this is for single moments (c10k's
+/// before and after), not for the sampler's period.
+pub fn pss_tree(root: u32) -> Option<u64> {
+    let mut total = 0;
+    for (pid, _) in tree(root)? {
+        match read_pss(pid) {
+            Some(kb) => total += kb * 1024,
+            // The root must answer; a child may just have exited.
+            None if pid == root => return None,
+            None => {}
+        }
+    }
+    Some(total)
+}
+
+fn read_pss(pid: u32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    text.lines().find_map(|l| {
+        l.strip_prefix("Pss:")?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// `root` and every descendant, with their figures; `None` once `root` is gone.
+fn tree(root: u32) -> Option<Vec<(u32, ProcStat)>> {
     let root_stat = read_stat(root)?;
     let mut children: HashMap<u32, Vec<(u32, ProcStat)>> = HashMap::new();
     if let Ok(dir) = fs::read_dir("/proc") {
@@ -97,25 +146,15 @@ pub fn sample_tree(root: u32) -> Option<TreeSample> {
             }
         }
     }
-    let page = sys::page_size();
-    let mut sample = TreeSample {
-        at,
-        cpu_ticks: 0,
-        rss_bytes: 0,
-        threads: 0,
-        processes: 0,
-    };
+    let mut found = Vec::new();
     let mut pending = vec![(root, root_stat)];
     while let Some((pid, stat)) = pending.pop() {
-        sample.cpu_ticks += stat.cpu_ticks;
-        sample.rss_bytes += stat.rss_pages * page;
-        sample.threads += stat.threads;
-        sample.processes += 1;
+        found.push((pid, stat));
         if let Some(kids) = children.remove(&pid) {
             pending.extend(kids);
         }
     }
-    Some(sample)
+    Some(found)
 }
 
 fn read_stat(pid: u32) -> Option<ProcStat> {
@@ -273,6 +312,13 @@ mod tests {
         assert!(s.processes >= 1);
         assert!(s.threads >= 1);
         assert!(s.rss_bytes > 0);
+        if let Some(pss) = pss_tree(me) {
+            assert!(
+                pss > 0 && pss <= s.rss_bytes + 1024 * 1024,
+                "{pss} {}",
+                s.rss_bytes
+            );
+        }
         let worker = std::thread::spawn(|| {
             // Burn a little CPU so the sampler sees it move.
             let start = Instant::now();

@@ -615,6 +615,7 @@ pub fn check_counts(
         server_before: before.as_ref().ok().map(|c| c.requests),
         server_after: after.as_ref().ok().map(|c| c.requests),
         server_requests: None,
+        server_shed: None,
         agrees: None,
         note: None,
     };
@@ -629,13 +630,19 @@ pub fn check_counts(
                 return check;
             };
             check.server_requests = Some(server);
+            let shed = match (b.shed, a.shed) {
+                (Some(b), Some(a)) => a.saturating_sub(b),
+                _ => 0,
+            };
+            check.server_shed = Some(shed);
             // A request the client gave up on may still have been answered by the server.
-            let agrees = (client_responses..=client_responses + client_errors).contains(&server);
+            let answered = server + shed;
+            let agrees = (client_responses..=client_responses + client_errors).contains(&answered);
             check.agrees = Some(agrees);
             if !agrees {
                 check.note = Some(format!(
-                    "the server counted {server} requests, the client {client_responses} \
-                     responses and {client_errors} errors"
+                    "the server counted {server} requests and {shed} shed connections, the \
+                     client {client_responses} responses and {client_errors} errors"
                 ));
             }
         }
@@ -739,7 +746,9 @@ fn run_c10k(
     on_tick: OnTick<'_>,
 ) -> Result<(), String> {
     let rss = |pid: Option<u32>| pid.and_then(sampling::sample_tree);
+    let pss = |pid: Option<u32>| pid.and_then(sampling::pss_tree);
     let before = rss(ep.pid);
+    let pss_before = pss(ep.pid);
     // Ten thousand connects at 256 in flight take a second or two; a model that holds them up
     // gets a generous bound before it counts as failed.
     let deadline = Duration::from_secs(10) + Duration::from_millis(3 * s.idle as u64);
@@ -757,6 +766,7 @@ fn run_c10k(
     // last answer; measure memory when it has.
     std::thread::sleep(Duration::from_millis(200));
     let with_idle = rss(ep.pid);
+    let pss_with_idle = pss(ep.pid);
     let opened = crowd.stats().clone();
     let idle = opened.idle;
     let loads = vec![(
@@ -789,10 +799,17 @@ fn run_c10k(
         }
         _ => None,
     };
+    let pss_per_connection = match (pss_before, pss_with_idle) {
+        (Some(b), Some(w)) if idle > 0 => Some((w as f64 - b as f64) / idle as f64),
+        _ => None,
+    };
     cell.idle = Some(IdleFigures {
         rss_before_kb: before.map(|b| b.rss_bytes / 1024),
         rss_with_idle_kb: with_idle.map(|w| w.rss_bytes / 1024),
         rss_per_connection_bytes: per_connection,
+        pss_before_kb: pss_before.map(|b| b / 1024),
+        pss_with_idle_kb: pss_with_idle.map(|w| w / 1024),
+        pss_per_connection_bytes: pss_per_connection,
         threads_with_idle: with_idle.map(|w| w.threads),
         still_open_after: still_open,
         open: opened.clone(),
@@ -886,6 +903,7 @@ mod tests {
         Ok(ServerCounters {
             requests,
             connections: None,
+            shed: None,
         })
     }
 
@@ -904,6 +922,17 @@ mod tests {
         assert_eq!(c.agrees, None);
         let c = check_counts(50, 0, counted(100), counted(3));
         assert_eq!(c.agrees, Some(false), "a restart is a disagreement");
+        // Ten connections shed with a 503: answers the client got, outside the service.
+        let shed = |requests, shed| {
+            Ok(ServerCounters {
+                requests,
+                connections: None,
+                shed: Some(shed),
+            })
+        };
+        let c = check_counts(50, 0, shed(100, 5), shed(141, 15));
+        assert_eq!((c.server_requests, c.server_shed), (Some(40), Some(10)));
+        assert_eq!(c.agrees, Some(true));
     }
 
     #[test]
