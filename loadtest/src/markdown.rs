@@ -154,11 +154,13 @@ fn preamble(r: &Results) -> String {
             response (slowloris: from its intended send time, so a stall counts in full); \
             **errors** are failed requests plus answers other than 2xx; **CPU µs/req** is the \
             server's CPU time (all its processes and threads, from /proc) per response, marked \
-            ~ when it rests on fewer than 20 of the kernel's 10 ms ticks; \
-            **RSS** is the server's peak resident memory (summed over its processes: shared \
-            pages of forked workers count in each); **× nginx** is req/s over nginx's in the \
-            same cell; **/metrics** compares the client's count of answers with the server's \
-            own `zoo_requests_total` plus `zoo_shed_total` (✓ agree, ✗ differ, — not read).\n\n";
+            ~ when it rests on fewer than 20 of the kernel's 10 ms ticks; **memory/idle conn** \
+            (c10k) is the growth of the server's proportional set size (PSS) per idle \
+            connection, RSS where PSS cannot be read; **RSS** is the server's peak resident \
+            memory (summed over its processes: shared pages of forked workers count in each); \
+            **× nginx** is req/s over nginx's in the same cell; **/metrics** compares the \
+            client's count of answers with the server's own `zoo_requests_total` plus \
+            `zoo_shed_total` (✓ agree, ✗ differ, — not read).\n\n";
     out
 }
 
