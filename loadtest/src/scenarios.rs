@@ -8,6 +8,7 @@
 //! the client's cover the same requests; both close them before the second read.
 
 use crate::idle::IdleCrowd;
+use crate::markdown::thousands;
 use crate::probe;
 use crate::results::{
     Cell, Headline, IdleFigures, LoadResult, MetricsCheck, ScenarioInfo, ServerFigures, Status,
@@ -159,9 +160,9 @@ impl Scenario {
                 ),
                 format!(
                     "how many waits a model can hold at once: if every connection waits in \
-                     parallel the ideal is {SLEEP_CONNECTIONS} / {SLEEP_MS} ms = {:.0} req/s; a \
+                     parallel the ideal is {SLEEP_CONNECTIONS} / {SLEEP_MS} ms = {} req/s; a \
                      model that ties a thread to each wait is capped by its threads",
-                    ideal(SLEEP_CONNECTIONS, SLEEP_MS)
+                    thousands(ideal(SLEEP_CONNECTIONS, SLEEP_MS))
                 ),
             ),
             Scenario::BlockingCall => (
@@ -171,9 +172,9 @@ impl Scenario {
                 ),
                 format!(
                     "what one blocking call does to each model: threads absorb it (ideal \
-                     {:.0} req/s), an event loop stops for it, serving one request per \
+                     {} req/s), an event loop stops for it, serving one request per \
                      {BLOCK_MS} ms per loop thread",
-                    ideal(BLOCK_CONNECTIONS, BLOCK_MS)
+                    thousands(ideal(BLOCK_CONNECTIONS, BLOCK_MS))
                 ),
             ),
             Scenario::CpuMix => (
