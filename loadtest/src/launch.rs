@@ -262,8 +262,6 @@ impl Server {
         }
         let status = self.reap(GRACE + GRACE_MARGIN);
         let took = started.elapsed().as_secs_f64();
-        // The group may still hold workers of a forking server whose master is gone.
-        let _ = sys::send_signal(self.pid, true, libc::SIGKILL);
         Stopped {
             clean: status == "exit status: 0",
             how: format!("{status} {took:.2}s after SIGTERM"),
@@ -271,25 +269,42 @@ impl Server {
     }
 
     /// Waits up to `limit` for the exit, killing the group after it; says how it ended.
+    ///
+    /// The exit is noticed without reaping (`WNOWAIT`): until the server is reaped its pid, and
+    /// so its process group's id, cannot be reused, and a SIGKILL to the group can only reach
+    /// what the server left behind (workers of a forking model whose master is gone).
     fn reap(&mut self, limit: Duration) -> String {
         let Some(mut child) = self.child.take() else {
             return "already reaped".to_string();
         };
         let until = Instant::now() + limit;
+        let mut outcome = None;
         loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return status.to_string(),
-                Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(10)),
-                Ok(None) => {
-                    let _ = sys::send_signal(self.pid, true, libc::SIGKILL);
-                    let _ = child.wait();
-                    return format!("still running after {}s: killed", limit.as_secs());
+            match sys::has_exited(self.pid) {
+                Ok(true) => break,
+                Ok(false) if Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(10))
                 }
-                Err(e) => return format!("wait failed: {e}"),
+                Ok(false) => {
+                    outcome = Some(format!("still running after {}s: killed", limit.as_secs()));
+                    break;
+                }
+                Err(e) => {
+                    outcome = Some(format!("wait failed: {e}"));
+                    break;
+                }
             }
+        }
+        let _ = sys::send_signal(self.pid, true, libc::SIGKILL);
+        let status = child.wait();
+        match (outcome, status) {
+            (Some(outcome), _) => outcome,
+            (None, Ok(status)) => status.to_string(),
+            (None, Err(e)) => format!("wait failed: {e}"),
         }
     }
 
+    /// SIGKILL to the whole group; the server is not reaped yet, so the group is still its own.
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = sys::send_signal(self.pid, true, libc::SIGKILL);

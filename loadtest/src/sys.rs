@@ -343,6 +343,29 @@ pub fn send_signal(pid: u32, group: bool, signal: libc::c_int) -> io::Result<()>
     Ok(())
 }
 
+/// Whether child `pid` has exited, without reaping it (`waitid` with `WNOWAIT`): its pid stays
+/// taken until the caller waits for it.
+pub fn has_exited(pid: u32) -> io::Result<bool> {
+    let id = libc::id_t::from(pid);
+    // SAFETY: siginfo_t is plain old data, for which all-zero bytes are a valid value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid, writable siginfo_t; waitid writes only into it.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            id,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // With WNOHANG and no exit yet, the kernel leaves si_pid zero.
+    // SAFETY: after a successful waitid the kernel has filled the si_pid field.
+    Ok(unsafe { info.si_pid() } != 0)
+}
+
 /// Clock ticks per second: the unit of the CPU times in /proc/PID/stat.
 pub fn clock_ticks() -> u64 {
     // SAFETY: sysconf takes no pointers.
