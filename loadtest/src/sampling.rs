@@ -13,7 +13,8 @@
 //! the sum overstates what the tree uses together.
 //!
 //! A [`Sampler`] runs on its own thread during a measured run: it waits out the warm-up, takes
-//! the first sample, then one every period for the peak, and the last when it is stopped.
+//! the first sample, then one every period for the peak, and the last when it is stopped, once
+//! the tree has settled.
 
 use crate::sys;
 use serde::{Deserialize, Serialize};
@@ -218,7 +219,7 @@ impl Sampler {
                 }
                 std::thread::sleep((next - Instant::now()).min(Duration::from_millis(20)));
             }
-            if let Some(s) = sample_tree(root) {
+            if let Some(s) = settled(root) {
                 track.add(s);
             }
             Some(track.usage())
@@ -230,6 +231,30 @@ impl Sampler {
     pub fn finish(self) -> Option<Usage> {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.join().ok().flatten()
+    }
+}
+
+/// How long the last sample waits for a forking server's tree to settle.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// A sample of a tree that has stopped changing. When the load ends, a forking server's
+/// children exit all at once; a walk of /proc that reads the parent before a child is reaped
+/// and looks for the child after would miss its time (in neither the child's own figures nor
+/// the parent's `cutime` yet). Once two walks 50 ms apart find the same processes, none was
+/// in flight.
+fn settled(root: u32) -> Option<TreeSample> {
+    let until = Instant::now() + SETTLE;
+    let mut last = sample_tree(root)?;
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let Some(next) = sample_tree(root) else {
+            return Some(last);
+        };
+        let stable = next.processes == last.processes;
+        last = next;
+        if stable || Instant::now() >= until {
+            return Some(last);
+        }
     }
 }
 
