@@ -70,3 +70,25 @@ SOAK_REQUESTS ?= 1000000
 soak:
 	$(CARGO) build --release -p loadtest
 	SOAK_REQUESTS=$(SOAK_REQUESTS) $(CARGO) bench -p servers --bench soak
+
+# --- compare: every model through every scenario, one report (loadtest/README.md) ------------
+# MODELS=all (what `zoo --list-models` prints) or a list such as thread,pool,tokio:threads=1;
+# SCENARIOS=all or a list; COMPARE_ARGS for anything else (--out DIR, --duration 10s, ...).
+# The nginx baseline joins when nginx is installed. The report lands in results/<UTC time>/.
+MODELS ?= all
+SCENARIOS ?= all
+COMPARE_ARGS ?=
+BASELINE ?= $(if $(or $(wildcard /usr/sbin/nginx),$(shell command -v nginx 2>/dev/null)),--baseline nginx,)
+
+.PHONY: compare compare-quick bench-loadgen
+
+compare: build
+	target/release/loadtest compare --models $(MODELS) --scenarios $(SCENARIOS) $(BASELINE) $(COMPARE_ARGS)
+
+compare-quick: build
+	target/release/loadtest compare --quick --models $(MODELS) --scenarios $(SCENARIOS) $(BASELINE) $(COMPARE_ARGS)
+
+# wrk and loadtest side by side against one pinned nginx (loadtest/bench-loadgen.sh).
+bench-loadgen:
+	$(CARGO) build --release -p loadtest
+	LOADTEST=target/release/loadtest loadtest/bench-loadgen.sh

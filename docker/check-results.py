@@ -3,10 +3,15 @@
 
     check-results.py RESULTS_JSON MODEL...
 
-A model has figures when some object in the file belongs to it (a "model", "name", "target" or
-"label" field equal to the name, or the object sits under a key equal to the name) and holds,
-somewhere below, a positive number under a throughput key (requests, rps, throughput, per second).
-The shape of results.json is compare's to choose; this only assumes that much of it.
+Schema zoo-compare/1 (loadtest/README.md): `cells` holds one entry per (target, scenario,
+variant) with `target`, `status` (ok, failed, skipped), `reason` and `headline.requests_per_s`.
+A model has figures when at least one of its cells is ok with a positive requests_per_s; its
+failed cells are listed with their reasons. An ok cell whose request count disagrees with the
+server's /metrics fails the check (a failed cell's timeouts may leave the two apart).
+
+For any other document the check falls back to a search: some object belongs to the model (a
+"model", "name", "target" or "label" field equal to the name, or it sits under a key equal to
+the name) and holds, somewhere below, a positive number under a throughput key.
 """
 import json
 import re
@@ -43,12 +48,41 @@ def figures(node, key=""):
     return []
 
 
+def check_cells(data, models):
+    """The check for schema zoo-compare/1; returns the models without figures."""
+    missing = []
+    cells = data.get("cells", [])
+    for m in models:
+        mine = [c for c in cells if c.get("target") == m]
+        ok = [
+            c for c in mine
+            if c.get("status") == "ok" and ((c.get("headline") or {}).get("requests_per_s") or 0) > 0
+        ]
+        failed = [c for c in mine if c.get("status") == "failed"]
+        disagree = [c for c in mine if (c.get("metrics") or {}).get("agrees") is False]
+        print(f"  {m}: {len(mine)} cells, {len(ok)} ok, {len(failed)} failed, "
+              f"{len(disagree)} disagreeing with /metrics")
+        for c in failed:
+            print(f"    failed {c.get('scenario')} {c.get('variant')}: {c.get('reason')}")
+        for c in disagree:
+            print(f"    /metrics {c.get('scenario')} {c.get('variant')}: "
+                  f"{(c.get('metrics') or {}).get('note')}")
+        if not ok or any(c.get("status") == "ok" for c in disagree):
+            missing.append(m)
+    return missing
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     path, models = sys.argv[1], sys.argv[2:]
     with open(path) as f:
         data = json.load(f)
+    if isinstance(data, dict) and data.get("schema") == "zoo-compare/1":
+        missing = check_cells(data, models)
+        if missing:
+            sys.exit(f"results.json has no good figures for: {' '.join(missing)}")
+        return
     missing = []
     for m in models:
         trees = []

@@ -26,6 +26,10 @@ pub enum Command {
     /// Add up HdrHistogram interval logs (e.g. from several generator hosts) and print the
     /// combined percentiles.
     Merge(MergeArgs),
+    /// Run every model through every scenario and write results.json, report.md and charts.
+    Compare(CompareArgs),
+    /// Render report.md and the charts again from a compare results directory.
+    Report(ReportArgs),
 }
 
 /// Options of `loadtest run`.
@@ -109,6 +113,100 @@ pub struct MergeArgs {
     pub json: Option<String>,
 }
 
+/// Options of `loadtest compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Models to start, comma-separated, each NAME or NAME:key=value:... (tokio:threads=1
+    /// passes --threads 1); `all` is every model `zoo --list-models` prints.
+    #[arg(
+        long,
+        default_value = "all",
+        value_name = "LIST|all",
+        conflicts_with = "targets"
+    )]
+    pub models: String,
+
+    /// Scenarios, comma-separated, or `all`: plaintext, json, io-wait, blocking-call, cpu-mix,
+    /// churn, c10k, slowloris, upload.
+    #[arg(long, default_value = "all", value_name = "LIST|all")]
+    pub scenarios: String,
+
+    /// A short run: about a second per cell, a reduced sweep and crowds.
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Where to write results.json, report.md and charts/ [default: results/<UTC time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// A running server to measure instead of starting models: NAME=http://host:port
+    /// (repeatable). Its CPU and memory are not sampled; /metrics is read if it is zoo.
+    #[arg(long = "target", value_name = "NAME=URL", value_parser = parse_named_target)]
+    pub targets: Vec<(String, Target)>,
+
+    /// CPUs for the servers, e.g. 0 or 0-1 or 0,2 [default: the first half of this process's
+    /// CPUs; with --target: not pinned].
+    #[arg(long, value_name = "LIST", value_parser = parse_cpus)]
+    pub server_cpus: Option<Numbers>,
+
+    /// CPUs for the load generator [default: the second half; with --target: as inherited].
+    #[arg(long, value_name = "LIST", value_parser = parse_cpus)]
+    pub client_cpus: Option<Numbers>,
+
+    /// Also run the scenarios nginx can serve against nginx (one worker, same pinning), the
+    /// reference every figure is read against.
+    #[arg(long, value_enum, value_name = "nginx")]
+    pub baseline: Option<Baseline>,
+
+    /// The zoo binary [default: `zoo` next to this program, else on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub zoo: Option<PathBuf>,
+
+    /// The nginx binary for --baseline [default: /usr/sbin/nginx, else on PATH].
+    #[arg(long, value_name = "PATH")]
+    pub nginx: Option<PathBuf>,
+
+    /// Measured time per cell [default: 5s, with --quick 1s].
+    #[arg(long, value_parser = parse_positive_duration)]
+    pub duration: Option<Duration>,
+
+    /// Warm-up before each measured run [default: 1s, with --quick 250ms].
+    #[arg(long, value_parser = parse_duration)]
+    pub warmup: Option<Duration>,
+
+    /// Connections of the plaintext and json sweep, comma-separated [default: 1,16,64,256,1024;
+    /// with --quick 1,64,1024].
+    #[arg(long, value_name = "LIST", value_parser = parse_counts)]
+    pub concurrency: Option<Numbers>,
+
+    /// Idle connections of c10k [default: 10000, with --quick 2000].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=60_000))]
+    pub idle: Option<u32>,
+
+    /// Slow clients of slowloris [default: 500, with --quick 200].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub slow_clients: Option<u32>,
+}
+
+/// A list of numbers taken as one value (clap would read a `Vec` as a repeated flag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Numbers(pub Vec<usize>);
+
+/// The reference server of `--baseline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Baseline {
+    /// nginx with one worker process.
+    Nginx,
+}
+
+/// Options of `loadtest report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A directory written by `loadtest compare` (it holds results.json).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
 /// A request body read from the command line or a file.
 #[derive(Debug, Clone)]
 pub struct BodyArg(pub Vec<u8>);
@@ -141,6 +239,58 @@ impl RunArgs {
             None => cpus.min(self.connections as usize),
         }
     }
+}
+
+fn parse_named_target(s: &str) -> Result<(String, Target), String> {
+    let (name, url) = s.split_once('=').ok_or("expected NAME=http://host:port")?;
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    if !valid {
+        return Err(format!("'{name}' is not a name (letters, digits, - _ . :)"));
+    }
+    Ok((name.to_string(), parse_target(url)?))
+}
+
+/// A CPU list as taskset and cpuset take it: `0`, `0-3`, `0,2,4-5`.
+pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>, String> {
+    let mut cpus = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let number = |t: &str| {
+            t.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("'{t}' is not a CPU number (write 0, 0-3 or 0,2)"))
+        };
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (number(a)?, number(b)?);
+                if a > b || b >= 1024 {
+                    return Err(format!("'{part}' is not a range of CPUs"));
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(number(part)?),
+        }
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
+fn parse_cpus(s: &str) -> Result<Numbers, String> {
+    parse_cpu_list(s).map(Numbers)
+}
+
+fn parse_counts(s: &str) -> Result<Numbers, String> {
+    let counts = s
+        .split(',')
+        .map(|t| match t.trim().parse::<usize>() {
+            Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+            _ => Err(format!("'{t}' is not a connection count in 1-100000")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Numbers(counts))
 }
 
 fn parse_target(s: &str) -> Result<Target, String> {
@@ -248,6 +398,51 @@ mod tests {
             let err = parse(args).expect_err(&format!("{args:?} must be refused"));
             assert!(err.contains(flag), "{args:?}: {err}");
         }
+    }
+
+    #[test]
+    fn cpu_lists_read_like_taskset() {
+        assert_eq!(parse_cpu_list("1"), Ok(vec![1]));
+        assert_eq!(parse_cpu_list("0-2,5,1"), Ok(vec![0, 1, 2, 5]));
+        for bad in ["", "a", "3-1", "1-", "0-5000"] {
+            assert!(parse_cpu_list(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn compare_options_parse() {
+        let cli = Cli::try_parse_from([
+            "loadtest",
+            "compare",
+            "--target",
+            "m=http://m:8080",
+            "--target",
+            "n=http://n:8080/",
+            "--scenarios",
+            "plaintext,c10k",
+            "--quick",
+            "--concurrency",
+            "1,8",
+        ])
+        .expect("valid");
+        let Command::Compare(c) = cli.command else {
+            panic!("not compare");
+        };
+        assert_eq!(c.targets.len(), 2);
+        assert_eq!(c.targets[0].0, "m");
+        assert_eq!(c.targets[0].1.port, 8080);
+        assert_eq!(c.concurrency, Some(Numbers(vec![1, 8])));
+        let both = Cli::try_parse_from([
+            "loadtest",
+            "compare",
+            "--models",
+            "pool",
+            "--target",
+            "m=http://m:1",
+        ]);
+        assert!(both.is_err(), "--models and --target exclude each other");
+        let bad = Cli::try_parse_from(["loadtest", "compare", "--target", "http://m:1"]);
+        assert!(bad.is_err(), "a target needs a name");
     }
 
     #[test]

@@ -494,6 +494,8 @@ impl<'a> Worker<'a> {
                     if let Some(req) = conn.flight.pop_front() {
                         if req.measured {
                             rec.response(req.intended, req.sent, now, status);
+                        } else {
+                            rec.tally.warmup_responses += 1;
                         }
                     }
                     if !keep_alive || plan.close {
@@ -528,6 +530,8 @@ impl<'a> Worker<'a> {
                 if let Some(req) = conn.flight.pop_front() {
                     if req.measured {
                         self.rec.response(req.intended, req.sent, now, status);
+                    } else {
+                        self.rec.tally.warmup_responses += 1;
                     }
                 }
                 self.requeue(i);
@@ -607,6 +611,8 @@ impl<'a> Worker<'a> {
         for req in conn.flight.drain(..) {
             if req.measured {
                 self.rec.error(kind, now);
+            } else {
+                self.rec.tally.warmup_errors += 1;
             }
         }
         self.close(i);

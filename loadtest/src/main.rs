@@ -1,7 +1,8 @@
 //! `loadtest`: an HTTP/1.1 load generator for the zoo, as efficient as wrk (an epoll loop per
 //! thread, no task or allocation per request) with wrk2's corrected latency, HdrHistogram
-//! percentiles, per-second figures and a JSON report. See `loadtest/README.md` for the options
-//! and the JSON schema.
+//! percentiles, per-second figures and a JSON report; and `compare`, which runs every model
+//! through every scenario with that engine and writes the report. See `loadtest/README.md` for
+//! the options and the JSON schemas.
 //!
 //! - [`cli`]: the command line (clap), each value checked against its flag.
 //! - [`target`]: the `http://` URL, parsed and resolved before the run.
@@ -11,12 +12,34 @@
 //! - [`run`]: the `run` subcommand: plan, threads, progress bar, self-check, output.
 //! - [`report`]: the terminal summary and the JSON document (schema `zoo-loadtest/1`).
 //! - [`hlog`]: HdrHistogram interval logs, and the `merge` subcommand's sums.
+//! - [`compare`]: the `compare` and `report` subcommands: the matrix, servers, progress, output.
+//! - [`scenarios`]: each scenario's load, words and variants, and how a cell is measured.
+//! - [`launch`]: starting and stopping zoo and nginx, pinned, with their stderr kept.
+//! - [`sampling`]: CPU time and memory of a server's whole process tree, from /proc.
+//! - [`probe`]: single requests beside the load: `/metrics`, readiness.
+//! - [`idle`]: c10k's crowd of idle keep-alive connections.
+//! - [`slowloris`]: slowloris' crowd of clients trickling their heads.
+//! - [`results`]: `results.json` (schema `zoo-compare/1`).
+//! - [`markdown`]: `report.md`: the setup, a table per scenario, the checks and failures.
+//! - [`reading`]: the plain-words reading of each table, computed from its figures.
+//! - [`charts`]: SVG and PNG charts with plotters.
 
+mod charts;
 mod cli;
+mod compare;
 mod engine;
 mod hlog;
+mod idle;
+mod launch;
+mod markdown;
+mod probe;
+mod reading;
 mod report;
+mod results;
 mod run;
+mod sampling;
+mod scenarios;
+mod slowloris;
 mod stats;
 mod sys;
 mod target;
@@ -31,6 +54,8 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Run(args) => run::run(args),
         Command::Merge(args) => merge(args),
+        Command::Compare(args) => compare::compare(args),
+        Command::Report(args) => compare::report_again(&args.dir),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,17 +8,17 @@ use crate::stats::{ErrorKind, LATE_NS};
 use base64::Engine as _;
 use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
 /// The schema name every document carries.
 pub const SCHEMA: &str = "zoo-loadtest/1";
 
 /// The whole result of a run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
     /// Always [`SCHEMA`].
-    pub schema: &'static str,
+    pub schema: String,
     /// The target URL.
     pub url: String,
     /// The options the run used.
@@ -37,6 +37,12 @@ pub struct RunReport {
     pub sent: u64,
     /// Requests sent again because the server closed before reading them.
     pub retried: u64,
+    /// Responses to warm-up requests, which no other figure counts.
+    #[serde(default)]
+    pub warmup_requests: u64,
+    /// Warm-up requests that failed once sent, which no other figure counts.
+    #[serde(default)]
+    pub warmup_errors: u64,
     /// Responses by status class.
     pub responses: StatusClasses,
     /// Failed requests by kind.
@@ -58,7 +64,7 @@ pub struct RunReport {
 }
 
 /// The options of a run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     /// Request method.
     pub method: String,
@@ -83,7 +89,7 @@ pub struct Config {
 }
 
 /// Responses by status class.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusClasses {
     /// 1xx (only 101 ends a response).
     #[serde(rename = "1xx")]
@@ -116,7 +122,7 @@ impl StatusClasses {
 }
 
 /// Failed requests by kind; see [`ErrorKind`].
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Errors {
     /// The connection could not be established.
     pub connect: u64,
@@ -148,10 +154,10 @@ impl Errors {
 }
 
 /// A latency distribution, in microseconds.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Latency {
     /// Always `"us"`.
-    pub unit: &'static str,
+    pub unit: String,
     /// Values recorded.
     pub count: u64,
     /// Smallest value.
@@ -171,7 +177,7 @@ pub struct Latency {
 }
 
 /// The fixed percentiles, in microseconds.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Percentiles {
     /// Median.
     #[serde(rename = "50")]
@@ -191,7 +197,7 @@ pub struct Percentiles {
 }
 
 /// One point of the spectrum.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SpectrumPoint {
     /// Quantile, 0-1.
     pub quantile: f64,
@@ -228,7 +234,7 @@ impl Latency {
                 .collect()
         };
         Latency {
-            unit: "us",
+            unit: "us".to_string(),
             count: h.len(),
             min: h.min(),
             mean: h.mean(),
@@ -248,7 +254,7 @@ impl Latency {
 }
 
 /// Open-loop figures.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OpenLoop {
     /// The asked rate, requests per second.
     pub rate: f64,
@@ -265,7 +271,7 @@ pub struct OpenLoop {
 }
 
 /// One second of the measured part.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IntervalOut {
     /// Seconds since the end of the warm-up.
     pub second: u64,
@@ -284,7 +290,7 @@ pub struct IntervalOut {
 }
 
 /// The generator's own cost.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Generator {
     /// CPU time of the whole process in user space.
     pub cpu_user_s: f64,
@@ -297,7 +303,7 @@ pub struct Generator {
 }
 
 /// One generator thread's cost.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ThreadOut {
     /// Index.
     pub thread: usize,

@@ -1,5 +1,7 @@
-//! `loadtest run`: turns the options into a [`Plan`], starts one [`Worker`] per thread, adds up
-//! their reports while the progress bar runs, checks the generator itself, and reports.
+//! `loadtest run`: turns the options into a [`Load`]; [`measure`] turns a load into a [`Plan`],
+//! starts one [`Worker`] per thread, adds up their reports while the caller's progress display
+//! runs, checks the generator itself, and returns the report. `compare` calls [`measure`] too,
+//! for every cell of its matrix, in this same process.
 
 use crate::cli::RunArgs;
 use crate::engine::{Plan, Share, Worker};
@@ -15,6 +17,8 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::error::Error;
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -34,29 +38,51 @@ const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 #[derive(Default)]
 struct Slot(AtomicU64);
 
+/// One load, fully described: what `run` builds from its options, and what `compare` builds
+/// for each cell of its matrix.
+#[derive(Debug, Clone)]
+pub struct Load {
+    /// The target as the report names it.
+    pub url: String,
+    /// Where every connection goes.
+    pub addr: SocketAddr,
+    /// The request method (HEAD responses are read without a body).
+    pub method: String,
+    /// One request, encoded; sent as it is, so it may use any framing (e.g. chunked).
+    pub request: Vec<u8>,
+    /// Connections over all threads.
+    pub connections: usize,
+    /// Generator threads, at most `connections`.
+    pub threads: usize,
+    /// Measured duration (after the warm-up), or `None` to count requests.
+    pub duration: Option<Duration>,
+    /// Measured requests, with `duration` `None`.
+    pub requests: Option<u64>,
+    /// Open loop: requests per second in total.
+    pub rate: Option<f64>,
+    /// Requests in flight per connection.
+    pub pipeline: usize,
+    /// A new connection per request.
+    pub close: bool,
+    /// Longest wait for a connection or a response.
+    pub timeout: Duration,
+    /// Load before measuring; only `warmup_requests` counts it.
+    pub warmup: Duration,
+}
+
+/// Where a run stands, handed to the caller's progress display every 100 ms.
+#[derive(Debug, Clone, Copy)]
+pub struct Tick {
+    /// Since the run began, warm-up included.
+    pub elapsed: Duration,
+    /// Requests finished (answered or failed), warm-up included.
+    pub done: u64,
+}
+
 /// Runs the load described by `args` and prints or writes the results.
 pub fn run(args: &RunArgs) -> Result<(), Box<dyn Error>> {
     args.check()?;
     let target = &args.url;
-    let addr = target.resolve()?;
-    let threads = args.thread_count();
-    let connections = args.connections as usize;
-    // A socket per connection, an epoll per thread, and a few to spare for stdio and files.
-    let wanted = connections as u64 + threads as u64 + 32;
-    let limit = sys::raise_fd_limit(wanted)?;
-    if limit < wanted {
-        return Err(format!(
-            "-c/--connections {connections} needs {wanted} open files, but the limit is {limit}; \
-             raise it (ulimit -n) or use fewer connections"
-        )
-        .into());
-    }
-    let duration = match (args.duration, args.requests) {
-        (Some(d), _) => Some(d),
-        (None, Some(_)) => None,
-        (None, None) => Some(DEFAULT_DURATION),
-    };
-
     let headers: Vec<(&str, &str)> = args
         .headers
         .iter()
@@ -76,20 +102,25 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn Error>> {
         EncodeError::BadTarget | EncodeError::BadHost => format!("<URL>: {e}"),
         _ => format!("-H/--header: {e}"),
     })?;
-    let pipeline = args.pipeline as usize;
-    let warmup = args.warmup.as_nanos() as u64;
-    let plan = Plan {
-        addr,
-        batch: request.repeat(pipeline),
-        request_len: request.len(),
-        pipeline,
-        head_request: args.method.eq_ignore_ascii_case("HEAD"),
+    let duration = match (args.duration, args.requests) {
+        (Some(d), _) => Some(d),
+        (None, Some(_)) => None,
+        (None, None) => Some(DEFAULT_DURATION),
+    };
+    let load = Load {
+        url: target.url.clone(),
+        addr: target.resolve()?,
+        method: args.method.clone(),
+        request,
+        connections: args.connections as usize,
+        threads: args.thread_count(),
+        duration,
+        requests: args.requests,
+        rate: args.rate,
+        pipeline: args.pipeline as usize,
         close: args.close,
-        timeout: args.timeout.as_nanos() as u64,
-        measure_start: warmup,
-        stop_at: duration.map(|d| warmup + d.as_nanos() as u64),
-        last_bin: duration.map(|d| d.as_secs_f64().ceil().max(1.0) as u64 - 1),
-        threads,
+        timeout: args.timeout,
+        warmup: args.warmup,
     };
 
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -98,9 +129,83 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn Error>> {
         signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&interrupted))?;
         signal_hook::flag::register(signal, Arc::clone(&interrupted))?;
     }
+    let progress = progress_bar(duration, load.warmup, args.requests);
+    let mut on_tick = |tick: Tick| {
+        if let Some(bar) = &progress {
+            update_bar(bar, tick, load.warmup, args.requests.is_some());
+        }
+    };
+    let report = measure(&load, args.hlog.as_deref(), &interrupted, &mut on_tick);
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+    let report = report?;
+
+    let summary = report::summary(&report, args.intervals);
+    let to_stdout = args.json.as_deref() == Some("-");
+    if to_stdout {
+        eprint!("{summary}");
+    } else {
+        print!("{summary}");
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    if interrupted.load(Ordering::Relaxed) {
+        eprintln!("note: interrupted; the figures cover the part that ran");
+    }
+    if let Some(dest) = &args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        if to_stdout {
+            println!("{text}");
+        } else {
+            std::fs::write(dest, text + "\n").map_err(|e| format!("--json {dest}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `load` in this process and returns its report: one [`Worker`] per thread, their seconds
+/// added up as they come (and written to `hlog` if given). `on_tick` is called every 100 ms;
+/// setting `interrupted` stops the run early, and the report covers what ran.
+pub fn measure(
+    load: &Load,
+    hlog: Option<&Path>,
+    interrupted: &AtomicBool,
+    on_tick: &mut dyn FnMut(Tick),
+) -> Result<RunReport, Box<dyn Error>> {
+    let threads = load.threads.clamp(1, load.connections.max(1));
+    let connections = load.connections;
+    // A socket per connection, an epoll per thread, and a few to spare for stdio and files.
+    let wanted = connections as u64 + threads as u64 + 32;
+    let limit = sys::raise_fd_limit(wanted)?;
+    if limit < wanted {
+        return Err(format!(
+            "-c/--connections {connections} needs {wanted} open files, but the limit is {limit}; \
+             raise it (ulimit -n) or use fewer connections"
+        )
+        .into());
+    }
+    let pipeline = load.pipeline.max(1);
+    let warmup = load.warmup.as_nanos() as u64;
+    let plan = Plan {
+        addr: load.addr,
+        batch: load.request.repeat(pipeline),
+        request_len: load.request.len(),
+        pipeline,
+        head_request: load.method.eq_ignore_ascii_case("HEAD"),
+        close: load.close,
+        timeout: load.timeout.as_nanos() as u64,
+        measure_start: warmup,
+        stop_at: load.duration.map(|d| warmup + d.as_nanos() as u64),
+        last_bin: load
+            .duration
+            .map(|d| d.as_secs_f64().ceil().max(1.0) as u64 - 1),
+        threads,
+    };
     let slots: Vec<Slot> = (0..threads).map(|_| Slot::default()).collect();
 
-    let mut hlog_file = match &args.hlog {
+    let mut hlog_file = match hlog {
         Some(path) => Some(BufWriter::new(
             std::fs::File::create(path).map_err(|e| format!("--hlog {}: {e}", path.display()))?,
         )),
@@ -108,13 +213,14 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn Error>> {
     };
     let mut serializer = V2DeflateSerializer::new();
     let wall_start = SystemTime::now();
+    let cpu_start = sys::process_cpu();
     let base = Instant::now();
     let mut hlog_writer = match hlog_file.as_mut() {
         Some(file) => Some(hlog::begin(
             file,
             &mut serializer,
-            wall_start + args.warmup,
-            &format!("loadtest run {}", target.url),
+            wall_start + load.warmup,
+            &format!("loadtest run {}", load.url),
         )?),
         None => None,
     };
@@ -129,10 +235,9 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn Error>> {
         }
     };
 
-    let open_loop = args.rate.is_some();
+    let open_loop = load.rate.is_some();
     let mut collector = Collector::new(threads, open_loop);
     let (tx, rx) = mpsc::channel::<Report>();
-    let progress = progress_bar(duration, warmup, args.requests);
     let mut thread_errors = Vec::new();
     std::thread::scope(|scope| {
         let mut handles = Vec::new();
@@ -140,13 +245,13 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn Error>> {
             let share = Share {
                 index,
                 connections: split(connections as u64, threads, index) as usize,
-                rate: args.rate.map(|r| {
+                rate: load.rate.map(|r| {
                     r * split(connections as u64, threads, index) as f64 / connections as f64
                 }),
-                budget: args.requests.map(|n| split(n, threads, index)),
+                budget: load.requests.map(|n| split(n, threads, index)),
             };
             let rec = Recorder::new(index, open_loop, warmup, plan.last_bin, tx.clone());
-            let (plan, interrupted, slot) = (&plan, &*interrupted, &slot.0);
+            let (plan, slot) = (&plan, &slot.0);
             handles.push(scope.spawn(move || -> io::Result<()> {
                 let poller = match Poller::new() {
                     Ok(p) => p,
@@ -165,10 +270,11 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn Error>> {
                 Err(RecvTimeoutError::Disconnected) => break,
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            if let Some(bar) = &progress {
-                let done: u64 = slots.iter().map(|s| s.0.load(Ordering::Relaxed)).sum();
-                update_bar(bar, base.elapsed(), warmup, done, args.requests.is_some());
-            }
+            let done: u64 = slots.iter().map(|s| s.0.load(Ordering::Relaxed)).sum();
+            on_tick(Tick {
+                elapsed: base.elapsed(),
+                done,
+            });
         }
         for handle in handles {
             match handle.join() {
@@ -178,9 +284,6 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn Error>> {
             }
         }
     });
-    if let Some(bar) = &progress {
-        bar.finish_and_clear();
-    }
     if let Some(e) = thread_errors.first() {
         return Err(format!("generator thread failed: {e}").into());
     }
@@ -194,7 +297,7 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn Error>> {
         .max()
         .unwrap_or(0);
     let ran_s = stopped_ns.saturating_sub(warmup) as f64 / 1e9;
-    let measured_s = match duration {
+    let measured_s = match load.duration {
         Some(d) if !was_interrupted => d.as_secs_f64(),
         Some(d) => ran_s.min(d.as_secs_f64()),
         None => ran_s,
@@ -207,31 +310,8 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn Error>> {
     if let Some(e) = hlog_error {
         return Err(format!("--hlog: {e}").into());
     }
-
-    let cpu = sys::process_cpu();
-    let report = build_report(args, threads, duration, measured_s, &collector, cpu);
-    let summary = report::summary(&report, args.intervals);
-    let to_stdout = args.json.as_deref() == Some("-");
-    if to_stdout {
-        eprint!("{summary}");
-    } else {
-        print!("{summary}");
-    }
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
-    if was_interrupted {
-        eprintln!("note: interrupted; the figures cover the part that ran");
-    }
-    if let Some(dest) = &args.json {
-        let text = serde_json::to_string_pretty(&report)?;
-        if to_stdout {
-            println!("{text}");
-        } else {
-            std::fs::write(dest, text + "\n").map_err(|e| format!("--json {dest}: {e}"))?;
-        }
-    }
-    Ok(())
+    let cpu = sys::process_cpu().since(cpu_start);
+    Ok(build_report(load, threads, measured_s, &collector, cpu))
 }
 
 /// Part `index` of `total` split over `parts` as evenly as possible.
@@ -242,7 +322,7 @@ fn split(total: u64, parts: usize, index: usize) -> u64 {
 
 fn progress_bar(
     duration: Option<Duration>,
-    warmup: u64,
+    warmup: Duration,
     requests: Option<u64>,
 ) -> Option<ProgressBar> {
     if !io::stderr().is_terminal() {
@@ -250,7 +330,7 @@ fn progress_bar(
     }
     let (len, template) = match (duration, requests) {
         (Some(d), _) => (
-            (warmup + d.as_nanos() as u64) / 1_000_000,
+            (warmup + d).as_millis() as u64,
             "{spinner} {elapsed:>4} [{wide_bar}] {msg}",
         ),
         (None, Some(n)) => (n, "{spinner} {elapsed:>4} [{wide_bar}] {pos}/{len} {msg}"),
@@ -263,25 +343,23 @@ fn progress_bar(
     Some(ProgressBar::new(len).with_style(style))
 }
 
-fn update_bar(bar: &ProgressBar, elapsed: Duration, warmup: u64, done: u64, by_count: bool) {
-    let elapsed_ns = elapsed.as_nanos() as u64;
+fn update_bar(bar: &ProgressBar, tick: Tick, warmup: Duration, by_count: bool) {
     if by_count {
-        bar.set_position(done);
+        bar.set_position(tick.done);
     } else {
-        bar.set_position(elapsed_ns / 1_000_000);
+        bar.set_position(tick.elapsed.as_millis() as u64);
     }
-    let measured_s = elapsed_ns.saturating_sub(warmup) as f64 / 1e9;
-    if elapsed_ns < warmup {
+    let measured_s = tick.elapsed.saturating_sub(warmup).as_secs_f64();
+    if tick.elapsed < warmup {
         bar.set_message("warming up");
     } else if measured_s > 0.0 {
-        bar.set_message(format!("{:.0} req/s", done as f64 / measured_s));
+        bar.set_message(format!("{:.0} req/s", tick.done as f64 / measured_s));
     }
 }
 
 fn build_report(
-    args: &RunArgs,
+    load: &Load,
     threads: usize,
-    duration: Option<Duration>,
     measured_s: f64,
     c: &Collector,
     cpu: sys::CpuTime,
@@ -289,7 +367,7 @@ fn build_report(
     let t: &Tally = &c.tally;
     let latency = Latency::of(&c.latency);
     let service_time = c.service.as_ref().map(Latency::of);
-    let open_loop = args.rate.map(|rate| OpenLoop {
+    let open_loop = load.rate.map(|rate| OpenLoop {
         rate,
         achieved_rate: t.responses as f64 / measured_s,
         sent: t.sent,
@@ -369,19 +447,19 @@ fn build_report(
         })
         .collect();
     RunReport {
-        schema: report::SCHEMA,
-        url: args.url.url.clone(),
+        schema: report::SCHEMA.to_string(),
+        url: load.url.clone(),
         config: Config {
-            method: args.method.clone(),
-            connections: args.connections as usize,
+            method: load.method.clone(),
+            connections: load.connections,
             threads,
-            duration_s: duration.map(|d| d.as_secs_f64()),
-            requests: args.requests,
-            rate: args.rate,
-            pipeline: args.pipeline as usize,
-            close: args.close,
-            timeout_s: args.timeout.as_secs_f64(),
-            warmup_s: args.warmup.as_secs_f64(),
+            duration_s: load.duration.map(|d| d.as_secs_f64()),
+            requests: load.requests,
+            rate: load.rate,
+            pipeline: load.pipeline,
+            close: load.close,
+            timeout_s: load.timeout.as_secs_f64(),
+            warmup_s: load.warmup.as_secs_f64(),
         },
         duration_s: measured_s,
         requests: t.responses,
@@ -390,9 +468,11 @@ fn build_report(
         bytes_per_s: t.bytes as f64 / measured_s,
         sent: t.sent,
         retried: t.retried,
+        warmup_requests: t.warmup_responses,
+        warmup_errors: t.warmup_errors,
         responses: StatusClasses::new(t.status),
         errors: Errors::new(t.errors),
-        latency_corrected: args.rate.is_some(),
+        latency_corrected: load.rate.is_some(),
         latency,
         service_time,
         open_loop,

@@ -67,6 +67,11 @@ pub struct Tally {
     pub retried: u64,
     /// Latencies above [`MAX_LATENCY_US`], recorded as that bound.
     pub clamped: u64,
+    /// Responses to warm-up requests: in no figure, but the server answered them (compare
+    /// checks the server's own request counter against every response, these included).
+    pub warmup_responses: u64,
+    /// Warm-up requests that failed once sent (the server may have answered them late).
+    pub warmup_errors: u64,
 }
 
 impl Tally {
@@ -85,6 +90,8 @@ impl Tally {
         self.max_lag_ns = self.max_lag_ns.max(other.max_lag_ns);
         self.retried += other.retried;
         self.clamped += other.clamped;
+        self.warmup_responses += other.warmup_responses;
+        self.warmup_errors += other.warmup_errors;
     }
 
     /// All failed requests.

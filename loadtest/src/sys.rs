@@ -1,9 +1,12 @@
-//! The few system calls std does not offer: epoll, a non-blocking connect, and per-thread CPU
-//! time. Every `unsafe` block of the crate lives here, each one a thin call into `libc`.
+//! The few system calls std does not offer: epoll, a non-blocking connect, per-thread CPU time,
+//! and for `compare` CPU affinity, signals to the servers it starts, and the units of /proc.
+//! Every `unsafe` block of the crate lives here, each one a thin call into `libc`.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 use std::time::Duration;
 
 /// Readiness a connection is registered for, once: edge-triggered, so the generator never calls
@@ -239,4 +242,141 @@ fn rusage(who: libc::c_int) -> CpuTime {
         user: tv(usage.ru_utime),
         system: tv(usage.ru_stime),
     }
+}
+
+/// The CPUs the calling thread may run on, in ascending order.
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is a plain bit array, for which all-zero bytes are the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, writable cpu_set_t of the size passed.
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let max = 8 * std::mem::size_of_val(&set);
+    // SAFETY: CPU_ISSET only reads `set`, and every index is below its size in bits.
+    Ok((0..max)
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect())
+}
+
+/// A CPU set built before a fork, so the child only has to hand it to the kernel.
+fn cpu_set(cpus: &[usize]) -> io::Result<libc::cpu_set_t> {
+    // SAFETY: all-zero bytes are the empty set, as above.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let max = 8 * std::mem::size_of_val(&set);
+    for &cpu in cpus {
+        if cpu >= max {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("CPU {cpu} is beyond the {max} this system call can name"),
+            ));
+        }
+        // SAFETY: `cpu` is below the set's size in bits (checked above).
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    Ok(set)
+}
+
+/// Binds the calling thread, and every thread it starts from now on, to `cpus`.
+pub fn pin_current_thread(cpus: &[usize]) -> io::Result<()> {
+    let set = cpu_set(cpus)?;
+    // SAFETY: `set` is a valid cpu_set_t the kernel only reads.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// How a child started by `compare` is set up between fork and exec.
+#[derive(Debug, Clone, Default)]
+pub struct ChildSetup {
+    /// Run it on these CPUs (its own children inherit them).
+    pub cpus: Option<Vec<usize>>,
+    /// Keep this descriptor open across exec (nginx adopts an inherited listening socket).
+    pub keep_fd: Option<RawFd>,
+}
+
+/// Applies `setup` to `cmd`, and puts the child in a process group of its own (so a last-resort
+/// SIGKILL reaches the workers a forking server started, and a Ctrl-C on the terminal reaches
+/// compare alone, which then stops the server gracefully). The child also gets SIGTERM if
+/// compare dies first, so no server outlives an aborted comparison.
+pub fn prepare_child(cmd: &mut Command, setup: &ChildSetup) -> io::Result<()> {
+    let set = match &setup.cpus {
+        Some(cpus) => Some(cpu_set(cpus)?),
+        None => None,
+    };
+    let keep_fd = setup.keep_fd;
+    cmd.process_group(0);
+    // SAFETY: runs in the child between fork and exec and calls only prctl,
+    // sched_setaffinity and fcntl, which are async-signal-safe; `set` was built before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if let Some(set) = &set {
+                if libc::sched_setaffinity(0, std::mem::size_of_val(set), set) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if let Some(fd) = keep_fd {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+/// Sends `signal` to process `pid`, or with `group` to its whole process group.
+pub fn send_signal(pid: u32, group: bool, signal: libc::c_int) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    let target = if group { -pid } else { pid };
+    // SAFETY: kill takes no pointers.
+    if unsafe { libc::kill(target, signal) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether child `pid` has exited, without reaping it (`waitid` with `WNOWAIT`): its pid stays
+/// taken until the caller waits for it.
+pub fn has_exited(pid: u32) -> io::Result<bool> {
+    let id = libc::id_t::from(pid);
+    // SAFETY: siginfo_t is plain old data, for which all-zero bytes are a valid value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid, writable siginfo_t; waitid writes only into it.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            id,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // With WNOHANG and no exit yet, the kernel leaves si_pid zero.
+    // SAFETY: after a successful waitid the kernel has filled the si_pid field.
+    Ok(unsafe { info.si_pid() } != 0)
+}
+
+/// Clock ticks per second: the unit of the CPU times in /proc/PID/stat.
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf takes no pointers.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    // Linux has answered 100 on every architecture for decades; use it if the call fails.
+    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
+}
+
+/// Bytes per page: the unit of the resident set in /proc/PID/stat.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf takes no pointers.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
 }

@@ -1,0 +1,683 @@
+//! `report.md`: how the run was set up, then per scenario what it loads and shows, a table and
+//! its reading in plain words ([`reading`](crate::reading)), the charts; then the check of the
+//! client's counts against the server's own, and the failures with their reasons.
+
+use crate::charts::ChartSet;
+use crate::report::format_us;
+use crate::results::{Cell, IdleFigures, Results, Status};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// The name of the baseline target.
+pub const BASELINE: &str = "nginx";
+
+/// The whole report.
+pub fn render(r: &Results, charts: &ChartSet) -> String {
+    let mut out = String::new();
+    let models: Vec<&str> = r
+        .targets
+        .iter()
+        .filter(|t| t.kind != "baseline")
+        .map(|t| t.name.as_str())
+        .collect();
+    let kind = if r.setup.mode == "target" {
+        "target"
+    } else {
+        "model"
+    };
+    let _ = writeln!(
+        out,
+        "# zoo compare: {} × {}\n",
+        count(models.len(), kind),
+        count(r.scenarios.len(), "scenario")
+    );
+    out += &preamble(r);
+    for info in &r.scenarios {
+        let cells: Vec<&Cell> = r.cells.iter().filter(|c| c.scenario == info.name).collect();
+        let _ = writeln!(out, "## {}\n", info.name);
+        let _ = writeln!(out, "**Load:** {}.  ", info.load);
+        let _ = writeln!(out, "**Shows:** {}.\n", info.shows);
+        if cells.is_empty() {
+            out += "Not run.\n\n";
+            continue;
+        }
+        out += &table(&info.name, &cells, r);
+        let reading = crate::reading::reading(&info.name, &cells);
+        if !reading.is_empty() {
+            let _ = writeln!(out, "**Reading.** {}\n", reading.join(" "));
+        }
+        for chart in charts.charts.iter().filter(|c| c.scenario == info.name) {
+            let _ = writeln!(
+                out,
+                "![{}]({})\n",
+                chart.title,
+                chart.png.as_deref().unwrap_or(&chart.svg)
+            );
+        }
+    }
+    out += &counts_section(r);
+    out += &failures_section(r);
+    if !charts.problems.is_empty() {
+        out += "## Charts\n\n";
+        for p in &charts.problems {
+            let _ = writeln!(out, "- {p}");
+        }
+        out += "\n";
+    }
+    out
+}
+
+fn preamble(r: &Results) -> String {
+    let mut out = String::new();
+    let m = &r.machine;
+    let s = &r.setup;
+    let _ = writeln!(
+        out,
+        "Run {} to {}{}.  ",
+        r.started,
+        r.finished,
+        if r.interrupted {
+            " (interrupted: the cells after it are marked skipped)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "Machine: {}, {} CPUs online, {}, {:.1} GiB memory.  ",
+        m.cpu_model,
+        m.cpus_online,
+        m.kernel,
+        m.memory_kb as f64 / 1024.0 / 1024.0
+    );
+    let mut versions = vec![format!("loadtest {}", r.versions.loadtest)];
+    versions.extend(r.versions.zoo.clone());
+    versions.extend(r.versions.nginx.clone());
+    let _ = writeln!(out, "Versions: {}.  ", versions.join(", "));
+    let pin = |cpus: &Option<Vec<usize>>| match cpus {
+        Some(c) => format!("CPU {}", cpu_list(c)),
+        None => "unpinned".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "Pinning: servers {}, generator {} ({} thread{} per load).  ",
+        pin(&s.server_cpus),
+        pin(&s.client_cpus),
+        s.generator_threads,
+        if s.generator_threads == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(
+        out,
+        "Each cell: {} measured after a {} warm-up{}{}.\n",
+        seconds(s.duration_s),
+        seconds(s.warmup_s),
+        if s.quick { " (quick run)" } else { "" },
+        if s.mode == "start" {
+            "; every scenario gets a freshly started server"
+        } else {
+            "; running targets given with --target"
+        }
+    );
+    for note in &s.notes {
+        let _ = writeln!(out, "> {note}\n");
+    }
+    let never: Vec<String> = r
+        .targets
+        .iter()
+        .filter_map(|t| {
+            let cells: Vec<&Cell> = r.cells.iter().filter(|c| c.target == t.name).collect();
+            let all_failed = !cells.is_empty()
+                && cells.iter().all(|c| {
+                    c.status == Status::Failed
+                        && c.reason
+                            .as_deref()
+                            .is_some_and(|w| w.starts_with("could not start"))
+                });
+            all_failed.then(|| {
+                format!(
+                    "{} ({})",
+                    t.name,
+                    cells[0]
+                        .reason
+                        .as_deref()
+                        .unwrap_or("")
+                        .trim_start_matches("could not start: ")
+                )
+            })
+        })
+        .collect();
+    if !never.is_empty() {
+        let _ = writeln!(out, "Could not start: {}.\n", never.join("; "));
+    }
+    out += "How to read the tables: **req/s** counts complete responses per second of measured \
+            time; **p50/p99/p99.9** are latencies from sending a request to the end of its \
+            response (slowloris: from its intended send time, so a stall counts in full); \
+            **errors** are failed requests plus answers other than 2xx; **CPU µs/req** is the \
+            server's CPU time (all its processes and threads, from /proc) per response, marked \
+            ~ when it rests on fewer than 20 of the kernel's 10 ms ticks; **memory/idle conn** \
+            (c10k) is the growth of the server's proportional set size (PSS) per idle \
+            connection, RSS where PSS cannot be read; **RSS** is the server's peak resident \
+            memory (summed over its processes: shared pages of forked workers count in each); \
+            **× nginx** is req/s over nginx's in the same cell; **/metrics** compares the \
+            client's count of answers with the server's own `zoo_requests_total` plus \
+            `zoo_shed_total` (✓ agree, ✗ differ, — not read).\n\n";
+    out
+}
+
+/// Extra columns a scenario adds to the common ones.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Extra {
+    None,
+    Ideal,
+    Cpu,
+    Idle,
+    Slow,
+}
+
+fn extra_for(scenario: &str) -> Extra {
+    match scenario {
+        "io-wait" | "blocking-call" => Extra::Ideal,
+        "cpu-mix" => Extra::Cpu,
+        "c10k" => Extra::Idle,
+        "slowloris" => Extra::Slow,
+        _ => Extra::None,
+    }
+}
+
+fn table(scenario: &str, cells: &[&Cell], r: &Results) -> String {
+    let extra = extra_for(scenario);
+    let sweep = cells.iter().any(|c| c.variant.starts_with("c="))
+        && cells
+            .iter()
+            .map(|c| c.variant.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            > 1;
+    let variants = cells
+        .iter()
+        .map(|c| c.variant.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1;
+    // slowloris' normal client sends at a fixed rate: its throughput is no comparison.
+    let has_baseline = extra != Extra::Slow && cells.iter().any(|c| c.target == BASELINE);
+    let mut head = vec!["model"];
+    if sweep {
+        head.push("conns");
+    } else if variants {
+        head.push("variant");
+    }
+    if extra == Extra::Slow {
+        head.push("success");
+    }
+    head.extend(["req/s", "p50", "p99", "p99.9", "errors"]);
+    match extra {
+        Extra::Ideal => head.push("% of ideal"),
+        Extra::Cpu => head.extend(["cpu req/s", "cpu p99"]),
+        Extra::Idle => head.extend(["idle held", "memory/idle conn"]),
+        Extra::Slow => head.push("slow conns at end"),
+        Extra::None => {}
+    }
+    head.extend(["CPU µs/req", "RSS"]);
+    if has_baseline {
+        head.push("× nginx");
+    }
+    head.push("/metrics");
+
+    let mut rows = cells.to_vec();
+    // Sweeps read by connections first, so the models at one load sit together.
+    if sweep {
+        rows.sort_by_key(|c| (c.connections, target_order(r, &c.target)));
+    } else {
+        rows.sort_by_key(|c| (target_order(r, &c.target), variant_order(cells, &c.variant)));
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "| {} |", head.join(" | "));
+    let aligns: Vec<&str> = head
+        .iter()
+        .map(|h| {
+            if matches!(*h, "model" | "variant") {
+                "---"
+            } else {
+                "---:"
+            }
+        })
+        .collect();
+    let _ = writeln!(out, "|{}|", aligns.join("|"));
+    let mut notes: Vec<String> = Vec::new();
+    for c in rows {
+        let mut row: Vec<String> = vec![if c.target == BASELINE {
+            format!("{} (baseline)", c.target)
+        } else {
+            c.target.clone()
+        }];
+        if sweep {
+            row.push(c.connections.to_string());
+        } else if variants {
+            row.push(c.variant.clone());
+        }
+        let mark = match (&c.reason, c.status) {
+            (Some(reason), status) => {
+                notes.push(format!(
+                    "{} {}: {}{reason}",
+                    c.target,
+                    c.variant,
+                    match status {
+                        Status::Failed => "**failed**: ",
+                        Status::Skipped => "skipped: ",
+                        Status::Ok => "",
+                    }
+                ));
+                format!(" [{}]", notes.len())
+            }
+            (None, _) => String::new(),
+        };
+        let h = c.headline.as_ref();
+        if extra == Extra::Slow {
+            row.push(h.map_or("—".into(), |h| percent(h.success_rate)));
+        }
+        match h {
+            Some(h) => {
+                row.push(format!("{}{}", thousands(h.requests_per_s), failed_tag(c)));
+                // With no response there is no latency to show, only the errors.
+                let lat = |us: u64| {
+                    if h.requests > 0 {
+                        format_us(us)
+                    } else {
+                        "—".into()
+                    }
+                };
+                row.push(lat(h.p50_us));
+                row.push(lat(h.p99_us));
+                row.push(lat(h.p99_9_us));
+                row.push(format!(
+                    "{}{mark}",
+                    thousands((h.errors + h.non_2xx) as f64)
+                ));
+            }
+            None => {
+                row.push(match c.status {
+                    Status::Skipped => "skipped".to_string(),
+                    _ => "**failed**".to_string(),
+                });
+                row.extend(["—", "—", "—"].map(String::from));
+                row.push(format!("—{mark}"));
+            }
+        }
+        match extra {
+            Extra::Ideal => row.push(match (h, c.ideal_rps) {
+                (Some(h), Some(ideal)) if ideal > 0.0 => percent(h.requests_per_s / ideal),
+                _ => "—".into(),
+            }),
+            Extra::Cpu => {
+                let cpu = c.loads.iter().find(|l| l.role == "cpu");
+                row.push(cpu.map_or("—".into(), |l| thousands(l.report.requests_per_s)));
+                row.push(cpu.map_or("—".into(), |l| {
+                    format_us(l.report.latency.percentiles.p99)
+                }));
+            }
+            Extra::Idle => {
+                let idle = c.idle.as_ref();
+                row.push(idle.map_or("—".into(), |i| {
+                    format!(
+                        "{}/{}",
+                        thousands(i.still_open_after as f64),
+                        thousands(i.open.wanted as f64)
+                    )
+                }));
+                row.push(
+                    idle.and_then(IdleFigures::per_connection)
+                        .map_or("—".into(), |(b, what)| {
+                            format!("{:.1} KiB {what}", b / 1024.0)
+                        }),
+                );
+            }
+            Extra::Slow => row.push(c.slow.as_ref().map_or("—".into(), |s| {
+                format!("{}/{}", s.connected_at_end, s.clients)
+            })),
+            Extra::None => {}
+        }
+        let server = c.server.as_ref();
+        row.push(server.map_or("—".into(), cpu_cell));
+        row.push(server.map_or("—".into(), |s| mib(s.usage.rss_peak_kb)));
+        if has_baseline {
+            row.push(match (h, baseline_rps(cells, &c.variant)) {
+                (Some(h), Some(base)) if base > 0.0 && c.status == Status::Ok => {
+                    format!("{:.2}×", h.requests_per_s / base)
+                }
+                _ => "—".into(),
+            });
+        }
+        row.push(match c.metrics.as_ref().and_then(|m| m.agrees) {
+            Some(true) => "✓".into(),
+            Some(false) => format!(
+                "✗ {}",
+                c.metrics
+                    .as_ref()
+                    .and_then(server_answered)
+                    .map_or("?".to_string(), |n| thousands(n as f64))
+            ),
+            None => "—".into(),
+        });
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+    out += "\n";
+    for (i, note) in notes.iter().enumerate() {
+        let _ = writeln!(out, "[{}] {}  ", i + 1, note.replace('|', "\\|"));
+    }
+    if !notes.is_empty() {
+        out += "\n";
+    }
+    out
+}
+
+/// Ticks below which a CPU time is marked as rough.
+const ROUGH_TICKS: f64 = 20.0;
+
+/// CPU µs per request, marked `~` when it rests on a few of the kernel's 10 ms ticks.
+fn cpu_cell(s: &crate::results::ServerFigures) -> String {
+    let Some(v) = s.cpu_us_per_request else {
+        return "—".into();
+    };
+    let rough = s.usage.cpu_tick_s > 0.0 && s.usage.cpu_s < ROUGH_TICKS * s.usage.cpu_tick_s;
+    if rough {
+        format!("~{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn failed_tag(c: &Cell) -> &'static str {
+    if c.status == Status::Failed {
+        " (failed)"
+    } else {
+        ""
+    }
+}
+
+fn target_order(r: &Results, name: &str) -> usize {
+    r.targets
+        .iter()
+        .position(|t| t.name == name)
+        .unwrap_or(usize::MAX)
+}
+
+fn variant_order(cells: &[&Cell], variant: &str) -> usize {
+    cells
+        .iter()
+        .position(|c| c.variant == variant)
+        .unwrap_or(usize::MAX)
+}
+
+/// nginx's throughput in `variant`, when it measured.
+pub fn baseline_rps(cells: &[&Cell], variant: &str) -> Option<f64> {
+    cells
+        .iter()
+        .find(|c| c.target == BASELINE && c.variant == variant && c.status == Status::Ok)
+        .and_then(|c| c.headline.as_ref())
+        .map(|h| h.requests_per_s)
+}
+
+fn counts_section(r: &Results) -> String {
+    let checked: Vec<&Cell> = r
+        .cells
+        .iter()
+        .filter(|c| c.metrics.as_ref().is_some_and(|m| m.agrees.is_some()))
+        .collect();
+    let unread: Vec<&Cell> = r
+        .cells
+        .iter()
+        .filter(|c| c.metrics.as_ref().is_some_and(|m| m.agrees.is_none()))
+        .collect();
+    let mut out = "## Counts against the server's /metrics\n\n".to_string();
+    if checked.is_empty() && unread.is_empty() {
+        out += "No cell was checked (no zoo target answered /metrics).\n\n";
+        return out;
+    }
+    let disagree: Vec<&&Cell> = checked
+        .iter()
+        .filter(|c| c.metrics.as_ref().and_then(|m| m.agrees) == Some(false))
+        .collect();
+    let total_client: u64 = checked
+        .iter()
+        .filter_map(|c| c.metrics.as_ref().map(|m| m.client_responses))
+        .sum();
+    let total_server: u64 = checked
+        .iter()
+        .filter_map(|c| c.metrics.as_ref().and_then(server_answered))
+        .sum();
+    let _ = writeln!(
+        out,
+        "For every cell, zoo's `zoo_requests_total` and `zoo_shed_total` were read before and \
+         after; the requests (less the one reading counted inside them) plus the connections \
+         shed with a 503 are set against the responses the client received, warm-up included. \
+         {} of {} checked cells agree; over them all the client counted {} responses and the \
+         servers {}.\n",
+        checked.len() - disagree.len(),
+        checked.len(),
+        thousands(total_client as f64),
+        thousands(total_server as f64)
+    );
+    if !disagree.is_empty() {
+        out += "**Disagreements:**\n\n| model | scenario | variant | client responses | client \
+                errors | server requests | server shed |\n|---|---|---|---:|---:|---:|---:|\n";
+        let num = |v: Option<u64>| v.map_or("?".to_string(), |v| v.to_string());
+        for c in &disagree {
+            if let Some(m) = &c.metrics {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    c.target,
+                    c.scenario,
+                    c.variant,
+                    m.client_responses,
+                    m.client_errors,
+                    num(m.server_requests),
+                    num(m.server_shed)
+                );
+            }
+        }
+        out += "\n";
+    }
+    if !unread.is_empty() {
+        let list: Vec<String> = unread
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} {} ({})",
+                    c.target,
+                    c.scenario,
+                    c.variant,
+                    c.metrics
+                        .as_ref()
+                        .and_then(|m| m.note.clone())
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "Not read: {}.\n", list.join("; "));
+    }
+    out
+}
+
+/// What the server says it answered: requests through the service and connections shed.
+fn server_answered(m: &crate::results::MetricsCheck) -> Option<u64> {
+    Some(m.server_requests? + m.server_shed.unwrap_or(0))
+}
+
+fn failures_section(r: &Results) -> String {
+    let failed: Vec<&Cell> = r
+        .cells
+        .iter()
+        .filter(|c| c.status != Status::Ok || c.server_exit.is_some())
+        .collect();
+    if failed.is_empty() {
+        return "## Failures\n\nNone: every cell measured, every server stopped cleanly.\n\n"
+            .to_string();
+    }
+    let mut out = "## Failures and notes\n\n".to_string();
+    let mut by_target: BTreeMap<usize, Vec<&Cell>> = BTreeMap::new();
+    let mut cut_short = 0;
+    for c in failed {
+        // The cells an interruption skipped say nothing one by one: they are counted.
+        if c.status == Status::Skipped && c.reason.as_deref() == Some("interrupted") {
+            cut_short += 1;
+            continue;
+        }
+        by_target
+            .entry(target_order(r, &c.target))
+            .or_default()
+            .push(c);
+    }
+    if cut_short > 0 {
+        let _ = writeln!(out, "- {cut_short} cells skipped: the run was interrupted");
+    }
+    for cells in by_target.values() {
+        for c in cells {
+            let what = match c.status {
+                Status::Failed => "failed",
+                Status::Skipped => "skipped",
+                Status::Ok => "note",
+            };
+            let mut why = c.reason.clone().unwrap_or_default();
+            if let Some(exit) = &c.server_exit {
+                if !why.is_empty() {
+                    why += "; ";
+                }
+                why += &format!("server stop: {exit}");
+            }
+            let _ = writeln!(
+                out,
+                "- {} · {} {} · {what}: {why}",
+                c.target, c.scenario, c.variant
+            );
+        }
+    }
+    out += "\n";
+    out
+}
+
+/// A one-line summary of a finished cell, for the progress display.
+pub fn one_line(c: &Cell) -> String {
+    let figures = c.headline.as_ref().map(|h| {
+        format!(
+            "{} req/s, p99 {}, {} errors",
+            thousands(h.requests_per_s),
+            format_us(h.p99_us),
+            h.errors + h.non_2xx
+        )
+    });
+    let counts = match c.metrics.as_ref().and_then(|m| m.agrees) {
+        Some(false) => ", /metrics DISAGREES",
+        _ => "",
+    };
+    match (c.status, figures) {
+        (Status::Ok, Some(f)) => format!("{f}{counts}"),
+        (status, f) => format!(
+            "{}{}{}",
+            if status == Status::Skipped {
+                "skipped"
+            } else {
+                "FAILED"
+            },
+            f.map_or(String::new(), |f| format!(" ({f})")),
+            c.reason
+                .as_deref()
+                .map_or(String::new(), |r| format!(": {}", shorten(r, 160)))
+        ),
+    }
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// `12,345` (no decimals).
+pub fn thousands(v: f64) -> String {
+    let n = v.round().max(0.0) as u64;
+    let digits = n.to_string();
+    let mut out = String::new();
+    // Digits left before the next comma: the head group may be shorter than three.
+    let mut until_comma = match digits.len() % 3 {
+        0 => 3,
+        head => head,
+    };
+    for ch in digits.chars() {
+        if until_comma == 0 {
+            out.push(',');
+            until_comma = 3;
+        }
+        out.push(ch);
+        until_comma -= 1;
+    }
+    out
+}
+
+/// `100%`, `45.7%`, `1.20%`.
+pub fn percent(v: f64) -> String {
+    if v >= 0.995 || v == 0.0 {
+        format!("{:.0}%", v * 100.0)
+    } else if v >= 0.1 {
+        format!("{:.1}%", v * 100.0)
+    } else {
+        format!("{:.2}%", v * 100.0)
+    }
+}
+
+fn mib(kb: u64) -> String {
+    format!("{:.1} MiB", kb as f64 / 1024.0)
+}
+
+fn seconds(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{} s", (s * 100.0).round() / 100.0)
+    } else {
+        format!("{:.0} ms", s * 1000.0)
+    }
+}
+
+fn cpu_list(cpus: &[usize]) -> String {
+    let items: Vec<String> = cpus.iter().map(usize::to_string).collect();
+    items.join(",")
+}
+
+/// `1 model`, `3 models`.
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// The first letter in upper case.
+pub fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().collect::<String>() + chars.as_str(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1234.0), "1,234");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+        assert_eq!(percent(1.0), "100%");
+        assert_eq!(percent(0.4567), "45.7%");
+        assert_eq!(percent(0.012), "1.20%");
+        assert_eq!(seconds(0.25), "250 ms");
+        assert_eq!(seconds(5.0), "5 s");
+        assert_eq!(capitalise("inline"), "Inline");
+        assert_eq!(shorten("abcdef", 3), "abc…");
+    }
+}

@@ -1,0 +1,274 @@
+//! `results.json` of `loadtest compare`, schema `zoo-compare/1`: every figure of every cell,
+//! each load's whole `zoo-loadtest/1` report (histograms included), the server's cost and
+//! counters, the machine and the versions. `loadtest report DIR` renders the report and the
+//! charts from this file alone. Like the run schema, it only grows: a field is never renamed,
+//! retyped or removed under the same name. `loadtest/README.md` documents the fields.
+
+use crate::idle::OpenStats;
+use crate::report::RunReport;
+use crate::sampling::Usage;
+use crate::slowloris::SlowStats;
+use serde::{Deserialize, Serialize};
+
+/// The schema name.
+pub const SCHEMA: &str = "zoo-compare/1";
+
+/// The whole document.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// When the comparison began and ended, RFC 3339, UTC.
+    pub started: String,
+    /// See `started`.
+    pub finished: String,
+    /// The command line.
+    pub command: Vec<String>,
+    /// Whether it was interrupted (Ctrl-C): later cells are marked skipped.
+    pub interrupted: bool,
+    /// The machine it ran on.
+    pub machine: Machine,
+    /// Versions of the tools.
+    pub versions: Versions,
+    /// How it ran.
+    pub setup: Setup,
+    /// The scenarios, in the order they ran, with what each shows.
+    pub scenarios: Vec<ScenarioInfo>,
+    /// What was measured: started models, running targets, the baseline.
+    pub targets: Vec<TargetInfo>,
+    /// One entry per (target, scenario, variant).
+    pub cells: Vec<Cell>,
+}
+
+/// The machine.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Machine {
+    /// `model name` of /proc/cpuinfo.
+    pub cpu_model: String,
+    /// CPUs online.
+    pub cpus_online: usize,
+    /// CPUs this process may use (its affinity at start).
+    pub cpus_allowed: Vec<usize>,
+    /// Kernel release (`uname -r`).
+    pub kernel: String,
+    /// Memory, in KiB.
+    pub memory_kb: u64,
+    /// Host name.
+    pub hostname: String,
+}
+
+/// Versions of what ran.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Versions {
+    /// This program.
+    pub loadtest: String,
+    /// `zoo --version`, when compare started the models.
+    pub zoo: Option<String>,
+    /// `nginx -v`, with `--baseline nginx`.
+    pub nginx: Option<String>,
+}
+
+/// How the comparison ran.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Setup {
+    /// `start` (compare started each model) or `target` (running servers were given).
+    pub mode: String,
+    /// `--quick`.
+    pub quick: bool,
+    /// CPUs of the servers; null when not pinned.
+    pub server_cpus: Option<Vec<usize>>,
+    /// CPUs of the generator; null when not pinned.
+    pub client_cpus: Option<Vec<usize>>,
+    /// Generator threads per load (at most its connections).
+    pub generator_threads: usize,
+    /// Measured seconds per cell.
+    pub duration_s: f64,
+    /// Warm-up seconds before each measured run (its responses are counted apart).
+    pub warmup_s: f64,
+    /// The concurrency sweep of plaintext and json.
+    pub concurrency: Vec<usize>,
+    /// Idle connections of c10k.
+    pub idle_connections: usize,
+    /// Slow clients of slowloris.
+    pub slow_clients: usize,
+    /// The zoo binary.
+    pub zoo: Option<String>,
+    /// The baseline, if any.
+    pub baseline: Option<String>,
+    /// Anything about the setup a reader should know (e.g. no pinning on one CPU).
+    pub notes: Vec<String>,
+}
+
+/// A scenario as the report introduces it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    /// Its name on the command line.
+    pub name: String,
+    /// One line: what the load is.
+    pub load: String,
+    /// What it shows.
+    pub shows: String,
+}
+
+/// A server that was measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetInfo {
+    /// The name in the tables: the model spec, the `--target` name, or `nginx`.
+    pub name: String,
+    /// `model`, `target` or `baseline`.
+    pub kind: String,
+    /// The zoo model, for started models.
+    pub model: Option<String>,
+    /// Extra arguments from the spec (`tokio:threads=1` gives `--threads 1`).
+    pub args: Vec<String>,
+    /// The URL of a running target.
+    pub url: Option<String>,
+}
+
+/// Whether a cell produced figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Measured, with errors (if any) below the failure threshold.
+    Ok,
+    /// The server did not start, died, refused, or too many requests failed: `reason` says.
+    Failed,
+    /// Not run: interrupted.
+    Skipped,
+}
+
+/// One (target, scenario, variant).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cell {
+    /// The target's name.
+    pub target: String,
+    /// The scenario's name.
+    pub scenario: String,
+    /// The variant within the scenario, e.g. `c=64` or `chunked`.
+    pub variant: String,
+    /// Connections of the main load (the x axis of the sweeps).
+    pub connections: usize,
+    /// The outcome.
+    pub status: Status,
+    /// Why the cell failed, or what went wrong in one that did not.
+    pub reason: Option<String>,
+    /// The server's command line, when compare started it.
+    pub server_command: Option<Vec<String>>,
+    /// How the server ended after this cell's scenario, when that was not a clean exit.
+    pub server_exit: Option<String>,
+    /// The figures of the table.
+    pub headline: Option<Headline>,
+    /// The server's CPU and memory during the measured run (started servers only).
+    pub server: Option<ServerFigures>,
+    /// The client's counts against the server's own counter.
+    pub metrics: Option<MetricsCheck>,
+    /// The loads, each with its whole run report.
+    pub loads: Vec<LoadResult>,
+    /// c10k: the idle connections.
+    pub idle: Option<IdleFigures>,
+    /// slowloris: the slow clients.
+    pub slow: Option<SlowStats>,
+    /// io-wait and blocking-call: requests per second if every connection waited in parallel.
+    pub ideal_rps: Option<f64>,
+}
+
+/// The figures of a cell's table row, from its main load.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Headline {
+    /// Complete responses in the measured time.
+    pub requests: u64,
+    /// Per second.
+    pub requests_per_s: f64,
+    /// Latency percentiles, microseconds.
+    pub p50_us: u64,
+    /// See `p50_us`.
+    pub p99_us: u64,
+    /// See `p50_us`.
+    pub p99_9_us: u64,
+    /// Failed requests (connect, read, write, timeout, parse).
+    pub errors: u64,
+    /// Responses with a status other than 2xx.
+    pub non_2xx: u64,
+    /// 2xx responses over all attempts (2xx, other statuses, failures).
+    pub success_rate: f64,
+}
+
+/// The server's cost during a cell.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerFigures {
+    /// CPU and memory from /proc.
+    pub usage: Usage,
+    /// Server CPU time per response of every load, in microseconds.
+    pub cpu_us_per_request: Option<f64>,
+}
+
+/// The client's count against zoo's `zoo_requests_total`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricsCheck {
+    /// Responses the client received, warm-up included, over every load of the cell.
+    pub client_responses: u64,
+    /// Requests the client gave up on (the server may have answered them too late).
+    pub client_errors: u64,
+    /// `zoo_requests_total` before the cell, or null if it could not be read.
+    pub server_before: Option<u64>,
+    /// `zoo_requests_total` after the cell.
+    pub server_after: Option<u64>,
+    /// The difference, minus the one scrape counted inside it.
+    pub server_requests: Option<u64>,
+    /// `zoo_shed_total`'s difference: 503s sent over `--max-connections`, outside the service.
+    #[serde(default)]
+    pub server_shed: Option<u64>,
+    /// Whether the two agree: the server's requests plus shed connections equal the client's
+    /// responses, or with client errors, lie between its responses and its responses plus
+    /// errors (the server may have answered a request the client had given up on).
+    pub agrees: Option<bool>,
+    /// Why there is no verdict, when there is none.
+    pub note: Option<String>,
+}
+
+/// One load of a cell.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadResult {
+    /// Its role: `main`, or `cpu` (cpu-mix's heavy requests).
+    pub role: String,
+    /// The whole `loadtest run` report.
+    pub report: RunReport,
+}
+
+impl IdleFigures {
+    /// Memory per idle connection in bytes, and which measure it is: PSS where it was read,
+    /// else RSS.
+    pub fn per_connection(&self) -> Option<(f64, &'static str)> {
+        self.pss_per_connection_bytes
+            .map(|b| (b, "PSS"))
+            .or_else(|| self.rss_per_connection_bytes.map(|b| (b, "RSS")))
+    }
+}
+
+/// c10k's idle connections.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdleFigures {
+    /// How the opening went.
+    pub open: OpenStats,
+    /// Server memory before they were opened, in KiB.
+    pub rss_before_kb: Option<u64>,
+    /// Server memory with them open, in KiB.
+    pub rss_with_idle_kb: Option<u64>,
+    /// `(rss_with_idle - rss_before) / idle`, in bytes.
+    pub rss_per_connection_bytes: Option<f64>,
+    /// Proportional set size before and with the idle connections (shared pages divided among
+    /// the processes sharing them), in KiB, where /proc shows it.
+    #[serde(default)]
+    pub pss_before_kb: Option<u64>,
+    /// See `pss_before_kb`.
+    #[serde(default)]
+    pub pss_with_idle_kb: Option<u64>,
+    /// `(pss_with_idle - pss_before) / idle`, in bytes: the figure of the report, which does
+    /// not charge forked processes for the pages they share.
+    #[serde(default)]
+    pub pss_per_connection_bytes: Option<f64>,
+    /// Server threads with them open (a thread per connection shows here).
+    pub threads_with_idle: Option<u64>,
+    /// Idle connections still open after the active load.
+    pub still_open_after: u64,
+}
