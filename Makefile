@@ -11,6 +11,10 @@ help:
 	@echo "make test                                   fmt check, clippy, every test against every model"
 	@echo "make conformance                            replay ../shared/conformance against every model"
 	@echo "make build                                  release binaries in target/release"
+	@echo "make compare / compare-quick                every model through every scenario: results/<time>/"
+	@echo "make bench                                  plaintext at 64 connections and c10k, with nginx ratios"
+	@echo "make bench-c10k / soak / fuzz               idle-connection RSS, 1M-request soak, fuzz the core"
+	@echo "make docker-build / docker-compare / docker-test / docker-clean"
 
 build:
 	$(CARGO) build --release --workspace
@@ -87,6 +91,15 @@ compare: build
 
 compare-quick: build
 	target/release/loadtest compare --quick --models $(MODELS) --scenarios $(SCENARIOS) $(BASELINE) $(COMPARE_ARGS)
+
+# The performance table: every model and nginx on `/` at 64 keep-alive connections, server and
+# generator pinned apart, ratios to nginx in the report; 10,000 idle connections' RSS beside
+# nginx's; then loadtest's own CPU per request beside wrk's.
+.PHONY: bench
+bench: build
+	target/release/loadtest compare --models $(MODELS) --scenarios plaintext,c10k --concurrency 64 \
+		--baseline nginx --out results/bench-$$(date -u +%Y%m%dT%H%M%SZ) $(COMPARE_ARGS)
+	LOADTEST=target/release/loadtest loadtest/bench-loadgen.sh
 
 # wrk and loadtest side by side against one pinned nginx (loadtest/bench-loadgen.sh).
 bench-loadgen:

@@ -62,7 +62,7 @@ cleanup() { $sudo rm -rf --one-file-system "$root"; }
 trap cleanup EXIT
 
 # curl for the HEALTHCHECK and for the network tests; ca-certificates so curl can speak TLS.
-include="curl,ca-certificates${ZOO_BASE_EXTRA:+,$ZOO_BASE_EXTRA}"
+include="curl,ca-certificates,fonts-dejavu-core${ZOO_BASE_EXTRA:+,$ZOO_BASE_EXTRA}"
 $sudo "$debootstrap_bin" --variant=minbase --include="$include" \
     "$suite" "$root" "$mirror" >"$root.log" 2>&1 || {
     tail -n 30 "$root.log" >&2

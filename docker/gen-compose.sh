@@ -67,6 +67,8 @@ cat <<EOF
 #                              separate CPUs, so the generator never takes the measured server's time
 #   ZOO_NOFILE=20000           open files (c10k: 10,000 idle + 64 active connections, both sides)
 #   ZOO_MAX_CONNECTIONS=16384  zoo --max-connections (its default, 10000, would shed c10k's last 64)
+#   ZOO_KEEP_ALIVE_TIMEOUT=120 seconds idle connections are kept (c10k holds its crowd open longer
+#                              than zoo's default 5 s)
 #   ZOO_CLIENT_CPUS=1.0, ZOO_CLIENT_MEM=1g   the load generator's limits
 #   ZOO_SCENARIOS=all, ZOO_COMPARE_ARGS=, ZOO_OUT=docker, ZOO_RESULTS=../results   the comparison
 #   ZOO_UID/ZOO_GID=10001      who writes the report (make docker-compare passes your own ids)
@@ -87,6 +89,7 @@ cat <<EOF
       ZOO_MODEL: $m
       ZOO_LISTEN: 0.0.0.0:8080
       ZOO_MAX_CONNECTIONS: \${ZOO_MAX_CONNECTIONS:-16384}
+      ZOO_KEEP_ALIVE_TIMEOUT: \${ZOO_KEEP_ALIVE_TIMEOUT:-120}
     cpus: \${ZOO_CPUS:-1.0}
     cpuset: "\${ZOO_SERVER_CPUSET:-1}"
     mem_limit: \${ZOO_MEM:-512m}
