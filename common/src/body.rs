@@ -3,7 +3,8 @@
 //! the unconsumed tail and feeds it again with more bytes. Partial input is never an error.
 
 use crate::error::ProtoError;
-use crate::head::{is_tchar, Framing};
+use crate::head::Framing;
+use crate::syntax::{self, FieldError, LineError};
 
 /// Longest chunk-size line or trailer line accepted.
 const MAX_LINE: usize = 4096;
@@ -124,118 +125,24 @@ impl BodyDecoder {
 
 /// The next CRLF-terminated line of `input`, without its CRLF; `None` while incomplete.
 fn take_line(input: &[u8]) -> Result<Option<&[u8]>, ProtoError> {
-    let window = &input[..input.len().min(MAX_LINE + 2)];
-    match window.iter().position(|&b| b == b'\n') {
-        Some(0) => Err(ProtoError::BareLineEnding),
-        Some(i) if window[i - 1] == b'\r' => {
-            let line = &window[..i - 1];
-            if line.contains(&b'\r') {
-                return Err(ProtoError::BareLineEnding);
-            }
-            Ok(Some(line))
-        }
-        Some(_) => Err(ProtoError::BareLineEnding),
-        None if input.len() > MAX_LINE + 1 => Err(ProtoError::BadChunk),
-        None => {
-            // A CR anywhere but last can never become a CRLF.
-            match window.iter().position(|&b| b == b'\r') {
-                Some(i) if i + 1 < window.len() => Err(ProtoError::BareLineEnding),
-                _ => Ok(None),
-            }
-        }
-    }
+    syntax::take_line(input, MAX_LINE).map_err(|e| match e {
+        LineError::Bare => ProtoError::BareLineEnding,
+        LineError::TooLong => ProtoError::BadChunk,
+    })
 }
 
-/// `chunk-size [ chunk-ext ]`: 1*HEXDIG, then `*( BWS ";" BWS name [ BWS "=" BWS value ] )`.
-/// A size beyond `u64` is malformed; one that fits is left to the body limit (413).
+/// A chunk-size line; a size beyond `u64` is malformed, one that fits is left to the body
+/// limit (413).
 fn parse_chunk_line(line: &[u8]) -> Result<u64, ProtoError> {
-    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 {
-        return Err(ProtoError::BadChunk);
-    }
-    let size = line[..digits].iter().try_fold(0u64, |n, &d| {
-        // Every byte here is a hex digit, so `to_digit` cannot fail.
-        let d = u64::from((d as char).to_digit(16).unwrap_or(0));
-        n.checked_mul(16)
-            .and_then(|n| n.checked_add(d))
-            .ok_or(ProtoError::BadChunk)
-    })?;
-    check_extensions(&line[digits..])?;
-    Ok(size)
-}
-
-/// Whitespace is only allowed where the grammar has BWS: before `;` and around `=`. Trailing
-/// whitespace after the size or an extension is rejected, as llhttp does when strict: a parser
-/// that trims it and one that does not would disagree on where the size ends.
-fn check_extensions(mut ext: &[u8]) -> Result<(), ProtoError> {
-    let skip_ws = |s: &[u8]| s.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
-    let token_len = |s: &[u8]| s.iter().take_while(|&&b| is_tchar(b)).count();
-    loop {
-        let ws = skip_ws(ext);
-        ext = &ext[ws..];
-        match ext.first() {
-            None if ws == 0 => return Ok(()),
-            Some(b';') => ext = &ext[1..],
-            _ => return Err(ProtoError::BadChunk),
-        }
-        ext = &ext[skip_ws(ext)..];
-        let name = token_len(ext);
-        if name == 0 {
-            return Err(ProtoError::BadChunk);
-        }
-        ext = &ext[name..];
-        let ws = skip_ws(ext);
-        if ext.get(ws) != Some(&b'=') {
-            continue;
-        }
-        ext = &ext[ws + 1..];
-        ext = &ext[skip_ws(ext)..];
-        if ext.first() == Some(&b'"') {
-            ext = &ext[quoted_len(ext)?..];
-        } else {
-            let value = token_len(ext);
-            if value == 0 {
-                return Err(ProtoError::BadChunk);
-            }
-            ext = &ext[value..];
-        }
-    }
-}
-
-/// Length of the quoted-string at the start of `s`, quotes included.
-fn quoted_len(s: &[u8]) -> Result<usize, ProtoError> {
-    // qdtext and quoted-pair both allow HTAB, SP, VCHAR and obs-text: no other control byte.
-    let text = |b: u8| b == b'\t' || (b >= 0x20 && b != 0x7f);
-    let mut i = 1;
-    loop {
-        match s.get(i) {
-            Some(b'"') => return Ok(i + 1),
-            Some(b'\\') => match s.get(i + 1) {
-                Some(&b) if text(b) => i += 2,
-                _ => return Err(ProtoError::BadChunk),
-            },
-            Some(&b) if text(b) => i += 1,
-            _ => return Err(ProtoError::BadChunk),
-        }
-    }
+    syntax::parse_chunk_size(line).ok_or(ProtoError::BadChunk)
 }
 
 fn parse_trailer(line: &[u8]) -> Result<(String, Vec<u8>), ProtoError> {
-    if line[0] == b' ' || line[0] == b'\t' {
-        return Err(ProtoError::ObsFold);
-    }
-    let colon = line
-        .iter()
-        .position(|&b| b == b':')
-        .ok_or(ProtoError::BadHeaderName)?;
-    let name = &line[..colon];
-    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-        return Err(ProtoError::BadHeaderName);
-    }
-    let value = line[colon + 1..].trim_ascii();
-    if value.iter().any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f)) {
-        return Err(ProtoError::BadHeaderValue);
-    }
+    let (name, value) = syntax::split_field(line).map_err(|e| match e {
+        FieldError::Fold => ProtoError::ObsFold,
+        FieldError::Name => ProtoError::BadHeaderName,
+        FieldError::Value => ProtoError::BadHeaderValue,
+    })?;
     // Token bytes are ASCII.
     Ok((String::from_utf8_lossy(name).into_owned(), value.to_vec()))
 }

@@ -17,8 +17,8 @@
 //! After `End { keep_alive: false, .. }` the connection carries no more responses. Peer input
 //! never panics; an error leaves the decoder unusable until [`ResponseDecoder::reset`].
 
-use crate::head::is_tchar;
 use crate::request::Version;
+use crate::syntax::{self, is_tchar};
 use std::fmt;
 use std::mem::MaybeUninit;
 
@@ -522,110 +522,17 @@ fn parse_length(value: &[u8]) -> Result<u64, ClientError> {
 /// The next CRLF-terminated line without its CRLF; `None` while incomplete. A line over `max`
 /// bytes or a bare CR or LF is `err`.
 fn take_line(input: &[u8], max: usize, err: ClientError) -> Result<Option<&[u8]>, ClientError> {
-    let window = &input[..input.len().min(max + 2)];
-    match window.iter().position(|&b| b == b'\n') {
-        Some(i) if i > 0 && window[i - 1] == b'\r' => {
-            let line = &window[..i - 1];
-            if line.contains(&b'\r') {
-                return Err(err);
-            }
-            Ok(Some(line))
-        }
-        Some(_) => Err(err),
-        None if input.len() >= max + 2 => Err(err),
-        None => match window.iter().position(|&b| b == b'\r') {
-            // Only a CR in last place can still become a CRLF.
-            Some(i) if i + 1 < window.len() => Err(err),
-            _ => Ok(None),
-        },
-    }
+    syntax::take_line(input, max).map_err(|_| err)
 }
 
 /// `chunk-size [ chunk-ext ]`, extensions checked and ignored.
 fn parse_chunk_size(line: &[u8]) -> Result<u64, ClientError> {
-    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 || digits > 15 {
-        return Err(ClientError::BadChunk);
-    }
-    let size = line[..digits].iter().fold(0u64, |n, &d| {
-        let v = match d {
-            b'0'..=b'9' => d - b'0',
-            b'a'..=b'f' => d - b'a' + 10,
-            _ => d - b'A' + 10,
-        };
-        n << 4 | u64::from(v)
-    });
-    if check_chunk_ext(&line[digits..]) {
-        Ok(size)
-    } else {
-        Err(ClientError::BadChunk)
-    }
-}
-
-/// `*( BWS ";" BWS ext-name [ BWS "=" BWS ( token / quoted-string ) ] ) BWS`.
-fn check_chunk_ext(mut ext: &[u8]) -> bool {
-    fn skip_ws(s: &[u8]) -> &[u8] {
-        let n = s.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
-        &s[n..]
-    }
-    fn skip_token(s: &[u8]) -> Option<&[u8]> {
-        let n = s.iter().take_while(|&&b| is_tchar(b)).count();
-        (n > 0).then(|| &s[n..])
-    }
-    fn skip_quoted(s: &[u8]) -> Option<&[u8]> {
-        let text = |b: u8| b == b'\t' || (b >= 0x20 && b != 0x7f);
-        let mut i = 1;
-        loop {
-            match *s.get(i)? {
-                b'"' => return Some(&s[i + 1..]),
-                b'\\' if s.get(i + 1).is_some_and(|&b| text(b)) => i += 2,
-                b if text(b) && b != b'\\' => i += 1,
-                _ => return None,
-            }
-        }
-    }
-    loop {
-        ext = skip_ws(ext);
-        let Some(rest) = ext.strip_prefix(b";") else {
-            return ext.is_empty();
-        };
-        let Some(rest) = skip_token(skip_ws(rest)) else {
-            return false;
-        };
-        let after_name = skip_ws(rest);
-        ext = match after_name.strip_prefix(b"=") {
-            None => rest,
-            Some(value) => {
-                let value = skip_ws(value);
-                let next = if value.first() == Some(&b'"') {
-                    skip_quoted(value)
-                } else {
-                    skip_token(value)
-                };
-                match next {
-                    Some(next) => next,
-                    None => return false,
-                }
-            }
-        };
-    }
+    syntax::parse_chunk_size(line).ok_or(ClientError::BadChunk)
 }
 
 /// `field-name ":" OWS field-value OWS`; obs-fold is refused.
 fn parse_trailer(line: &[u8]) -> Result<(&[u8], &[u8]), ClientError> {
-    let colon = line
-        .iter()
-        .position(|&b| b == b':')
-        .ok_or(ClientError::BadTrailer)?;
-    let name = &line[..colon];
-    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-        return Err(ClientError::BadTrailer);
-    }
-    let value = line[colon + 1..].trim_ascii();
-    if value.iter().any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f)) {
-        return Err(ClientError::BadTrailer);
-    }
-    Ok((name, value))
+    syntax::split_field(line).map_err(|_| ClientError::BadTrailer)
 }
 
 /// A request to encode. The encoder adds `Host` (unless among `headers`), `Content-Length` when
@@ -685,7 +592,7 @@ impl std::error::Error for EncodeError {}
 /// Appends the request described by `spec` to `out`; on error `out` is left as it was.
 pub fn encode_request(spec: &RequestSpec<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     let visible = |s: &str| !s.is_empty() && s.bytes().all(|b| b > 0x20 && b != 0x7f);
-    if !crate::head::is_token(spec.method) {
+    if !syntax::is_token(spec.method) {
         return Err(EncodeError::BadMethod);
     }
     if !visible(spec.target) {
@@ -694,7 +601,7 @@ pub fn encode_request(spec: &RequestSpec<'_>, out: &mut Vec<u8>) -> Result<(), E
     let mut has_host = false;
     let mut has_connection = false;
     for &(name, value) in spec.headers {
-        if !crate::head::is_token(name) {
+        if !syntax::is_token(name) {
             return Err(EncodeError::BadHeaderName);
         }
         if value.bytes().any(|b| b != b'\t' && (b < 0x20 || b == 0x7f)) {

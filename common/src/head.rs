@@ -7,6 +7,7 @@
 
 use crate::error::ProtoError;
 use crate::request::{Request, Version};
+pub use crate::syntax::{is_tchar, is_token};
 
 /// Limits applied while a head is parsed.
 #[derive(Debug, Clone, Copy)]
@@ -378,14 +379,4 @@ fn check_codings(list: &[String]) -> Result<Framing, ProtoError> {
         }
         _ => Err(ProtoError::BadTransferEncoding),
     }
-}
-
-/// RFC 9110 token characters.
-pub fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(is_tchar)
-}
-
-/// One RFC 9110 tchar.
-pub fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }

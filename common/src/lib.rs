@@ -11,6 +11,7 @@
 //! - [`date`]: the `Date` header, formatted at most once a second.
 //! - [`request`], [`response`]: the owned request and response types handed to the service.
 //! - [`handler`]: the [`Handler`] trait and [`Reply`], the contract between models and service.
+//! - [`syntax`]: the grammar both sides read alike: tokens, CRLF lines, chunk sizes, fields.
 //! - [`stats`]: server-wide counters, laid out so they can live in shared memory.
 //! - [`service`]: the demo service, the same routes under every model.
 
@@ -26,6 +27,7 @@ pub mod request;
 pub mod response;
 pub mod service;
 pub mod stats;
+pub mod syntax;
 
 pub use conn::{Connection, Limits, Want};
 pub use error::ProtoError;
