@@ -60,6 +60,14 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The body's length in bytes, chunks added up.
+    pub fn body_len(&self) -> usize {
+        match &self.body {
+            Body::Full(b) => b.len(),
+            Body::Chunked(chunks) => chunks.iter().map(Vec::len).sum(),
+        }
+    }
+
     /// The body's bytes, chunks joined.
     pub fn body_bytes(&self) -> Vec<u8> {
         match &self.body {

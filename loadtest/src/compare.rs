@@ -462,23 +462,16 @@ fn mark_interrupted(cell: &mut Cell) {
 }
 
 fn skipped(c: &Planned, reason: &str) -> Cell {
-    Cell {
-        target: c.subject.clone(),
-        scenario: c.scenario.name().to_string(),
-        variant: c.variant.clone(),
-        connections: c.connections,
-        status: Status::Skipped,
-        reason: Some(reason.to_string()),
-        server_command: None,
-        server_exit: None,
-        headline: None,
-        server: None,
-        metrics: None,
-        loads: Vec::new(),
-        idle: None,
-        slow: None,
-        ideal_rps: c.scenario.ideal_rps(),
-    }
+    let mut cell = Cell::empty(
+        c.subject.clone(),
+        c.scenario.name(),
+        c.variant.clone(),
+        c.connections,
+        Status::Skipped,
+        c.scenario.ideal_rps(),
+    );
+    cell.reason = Some(reason.to_string());
+    cell
 }
 
 fn target_info(s: &Subject) -> TargetInfo {

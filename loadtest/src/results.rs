@@ -172,6 +172,36 @@ pub struct Cell {
     pub ideal_rps: Option<f64>,
 }
 
+impl Cell {
+    /// A cell with no figures yet, in `status`.
+    pub fn empty(
+        target: String,
+        scenario: &str,
+        variant: String,
+        connections: usize,
+        status: Status,
+        ideal_rps: Option<f64>,
+    ) -> Cell {
+        Cell {
+            target,
+            scenario: scenario.to_string(),
+            variant,
+            connections,
+            status,
+            reason: None,
+            server_command: None,
+            server_exit: None,
+            headline: None,
+            server: None,
+            metrics: None,
+            loads: Vec::new(),
+            idle: None,
+            slow: None,
+            ideal_rps,
+        }
+    }
+}
+
 /// The figures of a cell's table row, from its main load.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Headline {

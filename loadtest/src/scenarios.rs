@@ -347,23 +347,14 @@ pub fn run_cell(
     interrupted: &AtomicBool,
     on_tick: OnTick<'_>,
 ) -> Cell {
-    let mut cell = Cell {
-        target: ep.name.clone(),
-        scenario: scenario.name().to_string(),
-        variant: variant.to_string(),
+    let mut cell = Cell::empty(
+        ep.name.clone(),
+        scenario.name(),
+        variant.to_string(),
         connections,
-        status: Status::Ok,
-        reason: None,
-        server_command: None,
-        server_exit: None,
-        headline: None,
-        server: None,
-        metrics: None,
-        loads: Vec::new(),
-        idle: None,
-        slow: None,
-        ideal_rps: scenario.ideal_rps(),
-    };
+        Status::Ok,
+        scenario.ideal_rps(),
+    );
     let outcome = match scenario {
         Scenario::C10k => run_c10k(&mut cell, ep, s, interrupted, on_tick),
         Scenario::Slowloris => run_slowloris(&mut cell, ep, s, interrupted, on_tick),

@@ -62,7 +62,7 @@ impl Ctx {
     pub fn record(&self, req: &Request, resp: &Response, started: Instant) {
         self.counters.response_sent(resp.status);
         if self.opts.access_log {
-            let body = resp.body_bytes().len();
+            let body = resp.body_len();
             eprintln!(
                 "{} {} {} {} {}us",
                 req.method(),

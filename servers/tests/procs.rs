@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
-use support::{parse_responses, read_all, Server};
+use support::{parse_responses, read_all, wait_for, Server};
 
 /// The children of `parent` and their states (`R`, `S`, `Z`, ...), from /proc/*/stat.
 fn children_of(parent: u32) -> Vec<(u32, char)> {
@@ -37,20 +37,6 @@ fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .count()
-}
-
-/// Polls `check` until it holds or `limit` passes; the last value either way.
-fn wait_for<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let until = Instant::now() + limit;
-    loop {
-        if let Some(v) = check() {
-            return Some(v);
-        }
-        if Instant::now() >= until {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn metric(s: &Server, name: &str) -> u64 {
