@@ -57,6 +57,38 @@ use std::time::{Duration, Instant, SystemTime};
 /// The smallest free space [`Connection::read_buf`] offers.
 const READ_CHUNK: usize = 8 * 1024;
 
+/// Buffers that idle connections gave back ([`Connection::release_buffers_into`]), kept for the
+/// next connection that has input ([`Connection::reuse_buffers`]). A driver serving many
+/// connections on one thread keeps one: a keep-alive connection goes idle between any two
+/// requests, and without it each request would allocate, zero and free its buffers. A few pairs
+/// are kept, not one per connection, so idle connections still cost no buffer.
+#[derive(Debug, Default)]
+pub struct Spare {
+    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// Pairs a [`Spare`] keeps; one driver turn rarely has more connections between input and idle.
+const SPARE_PAIRS: usize = 8;
+/// A buffer that grew past this (a large body or answer) is freed rather than kept.
+const SPARE_MAX_BYTES: usize = 64 * 1024;
+
+impl Spare {
+    /// An empty stash.
+    pub fn new() -> Spare {
+        Spare::default()
+    }
+
+    fn keep(&mut self, buf: Vec<u8>, mut out: Vec<u8>) {
+        let small = buf.capacity() <= SPARE_MAX_BYTES && out.capacity() <= SPARE_MAX_BYTES;
+        if small && self.pairs.len() < SPARE_PAIRS {
+            // The read buffer keeps its length: its bytes are initialized, so reusing it costs no
+            // zeroing (the connection tracks what is filled). The output starts empty.
+            out.clear();
+            self.pairs.push((buf, out));
+        }
+    }
+}
+
 /// Limits and timeouts of one connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -359,6 +391,28 @@ impl Connection {
             self.filled = 0;
             self.out_pos = 0;
         }
+    }
+
+    /// As [`Connection::release_buffers`], but keeps the buffers in `spare` for the next
+    /// connection of this driver that has input (up to what `spare` holds; beyond, they are freed).
+    pub fn release_buffers_into(&mut self, spare: &mut Spare) {
+        if self.is_idle() && (self.buf.capacity() > 0 || self.out.capacity() > 0) {
+            spare.keep(std::mem::take(&mut self.buf), std::mem::take(&mut self.out));
+            self.release_buffers();
+        }
+    }
+
+    /// Takes buffers from `spare` when this connection has none: a driver calls it before reading
+    /// for a connection that gave its buffers back. Returns whether the connection now has a read
+    /// buffer, that is whether [`Connection::read_buf`] is free of an allocation.
+    pub fn reuse_buffers(&mut self, spare: &mut Spare) -> bool {
+        if self.buf.capacity() == 0 && self.out.capacity() == 0 {
+            if let Some((buf, out)) = spare.pairs.pop() {
+                self.buf = buf;
+                self.out = out;
+            }
+        }
+        self.buf.capacity() > 0
     }
 
     /// The protocol error that closed this connection, if one did.

@@ -29,7 +29,7 @@ pub mod service;
 pub mod stats;
 pub mod syntax;
 
-pub use conn::{Connection, Limits, Want};
+pub use conn::{Connection, Limits, Spare, Want};
 pub use error::ProtoError;
 pub use handler::{Handler, Reply};
 pub use request::{Request, Version};

@@ -1219,3 +1219,79 @@ fn final_crlf_in_a_read_of_its_own() {
     assert_eq!(seen[0], ("/p".to_string(), b"hello".to_vec()));
     assert_eq!(targets(seen), ["/p", "/2", "/3"]);
 }
+
+/// Feeds `bytes` through the connection's own read buffer, as a driver's socket read would.
+fn receive(conn: &mut Connection, mut bytes: &[u8], now: Instant) {
+    while !bytes.is_empty() {
+        let buf = conn.read_buf();
+        let n = buf.len().min(bytes.len());
+        buf[..n].copy_from_slice(&bytes[..n]);
+        conn.received(n, now);
+        bytes = &bytes[n..];
+    }
+}
+
+/// Answers every ready request with its own target as the body; returns the targets seen.
+fn answer_all(conn: &mut Connection, now: Instant) -> Vec<String> {
+    let mut seen = Vec::new();
+    while let Some(req) = conn.next_request() {
+        let host = req.header("host").map(String::from_utf8_lossy);
+        seen.push(format!("{} {}", req.target(), host.unwrap_or_default()));
+        conn.respond(&Response::text(200, req.target()), now);
+    }
+    seen
+}
+
+#[test]
+fn spare_buffers_pass_between_connections_and_carry_nothing_over() {
+    let now = Instant::now();
+    let mut spare = common::Spare::new();
+    let mut a = Connection::new(limits(), now, SystemTime::now());
+    let long = format!("GET /{} HTTP/1.1\r\nHost: first\r\n\r\n", "a".repeat(3000));
+    receive(&mut a, long.as_bytes(), now);
+    assert_eq!(answer_all(&mut a, now).len(), 1);
+    // Not idle while its answer waits: nothing is given back.
+    a.release_buffers_into(&mut spare);
+    assert!(!a.output().is_empty());
+    let n = a.output().len();
+    a.consume_output(n);
+    a.release_buffers_into(&mut spare);
+
+    // A fresh connection takes them, and sees only its own bytes in them.
+    let mut b = Connection::new(limits(), now, SystemTime::now());
+    assert!(b.reuse_buffers(&mut spare), "the spare pair is lent");
+    receive(&mut b, b"GET /b HTTP/1.1\r\nHost: second\r\n\r\n", now);
+    assert_eq!(answer_all(&mut b, now), ["/b second"]);
+    let out = String::from_utf8(b.output().to_vec()).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\n/b"), "only b's answer: {out}");
+    assert_eq!(out.matches("HTTP/1.1").count(), 1, "{out}");
+
+    // With the spare empty, a third connection has nothing to take.
+    let mut c = Connection::new(limits(), now, SystemTime::now());
+    assert!(!c.reuse_buffers(&mut spare));
+
+    // A buffer that grew past 64 KiB (a large answer) is freed, not kept.
+    let mut big = Connection::new(limits(), now, SystemTime::now());
+    receive(&mut big, b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n", now);
+    assert!(big.next_request().is_some());
+    big.respond(&Response::new(200, vec![b'x'; 100_000]), now);
+    let n = big.output().len();
+    big.consume_output(n);
+    big.release_buffers_into(&mut spare);
+    assert!(!c.reuse_buffers(&mut spare), "a large buffer is not kept");
+
+    // At most eight pairs are kept.
+    for _ in 0..12 {
+        let mut d = Connection::new(limits(), now, SystemTime::now());
+        receive(&mut d, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", now);
+        answer_all(&mut d, now);
+        let n = d.output().len();
+        d.consume_output(n);
+        d.release_buffers_into(&mut spare);
+    }
+    let lent = (0..12)
+        .filter(|_| Connection::new(limits(), now, SystemTime::now()).reuse_buffers(&mut spare))
+        .count();
+    assert_eq!(lent, 8);
+}

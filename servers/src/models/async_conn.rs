@@ -3,8 +3,9 @@
 //! writes and its timer, and the caller says how to spawn a task. The loops are those of
 //! `blocking.rs` with every wait turned into an `.await`:
 //!
-//! - Between requests a connection gives its buffers back and waits for readiness, not for a
-//!   read, so an idle connection holds no buffer.
+//! - Between requests a connection gives its buffers back (to a few spare ones per thread, taken
+//!   by the next connection with input, so a busy connection does not allocate per request) and
+//!   waits for readiness, not for a read, so an idle connection holds no buffer.
 //! - Each wait on input races three futures, in this order: the read, the graceful-stop notice
 //!   and the connection's deadline ([`Connection::poll_timeout`], a `timeout_at` on the runtime's
 //!   timer). Later ones are created only when the earlier are pending, so a read that finds bytes
@@ -25,8 +26,9 @@ use crate::acceptor::ConnGuard;
 use crate::server::{is_resource_error, shed, Ctx};
 use crate::shutdown;
 use common::handler::{internal_error, run_job};
-use common::{Connection, Reply, Want};
+use common::{Connection, Reply, Spare, Want};
 use socket2::SockRef;
+use std::cell::RefCell;
 use std::future::{pending, poll_fn, Future};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -124,6 +126,12 @@ pub async fn serve<R: Runtime>(
     }
 }
 
+thread_local! {
+    /// Buffers that idle connections of this executor thread gave back, for the next connection
+    /// that has input (a task may resume on another thread: buffers are only memory).
+    static SPARE: RefCell<Spare> = RefCell::new(Spare::new());
+}
+
 /// Serves one connection to its end.
 async fn serve_conn<R: Runtime>(ctx: &Ctx, mut stream: R::Stream, mut stop: watch::Receiver<bool>) {
     let _ = SockRef::from(&stream).set_nodelay(true);
@@ -147,12 +155,13 @@ async fn serve_conn<R: Runtime>(ctx: &Ctx, mut stream: R::Stream, mut stop: watc
                 if conn.is_idle() {
                     // Between requests, wait for input with no buffer: an idle connection holds
                     // a few hundred bytes, not its 8 KiB of buffers.
-                    conn.release_buffers();
+                    SPARE.with_borrow_mut(|spare| conn.release_buffers_into(spare));
                     let ready = R::readable(&stream);
                     woken = race::<R, _>(ready, deadline, stop_notice(&mut stop, draining)).await;
                 }
                 let woken = match woken {
                     Woken::Done(Ok(())) => {
+                        SPARE.with_borrow_mut(|spare| conn.reuse_buffers(spare));
                         let read = R::read(&mut stream, conn.read_buf());
                         race::<R, _>(read, deadline, stop_notice(&mut stop, draining)).await
                     }

@@ -42,6 +42,14 @@
 //!   state and wakes the accept coroutine with an error, and the input of every connection idle
 //!   in a read. Busy connections see the stop after their answer; the main thread waits for them
 //!   up to `--grace`. No coroutine is ever cancelled.
+//! - Reads. may's read tries the socket before it parks, so after a read that emptied the socket
+//!   (a short one) the next costs a syscall that can only say EAGAIN, one per request. A
+//!   connection here parks on may's readiness first (`WaitIo::wait_io`, which hands back the
+//!   epoll events that woke it) and then reads the socket itself: a read and a write per request,
+//!   as nginx. may's readiness is edge-triggered, so an edge must never be thrown away unread:
+//!   may's own read clears the events before it reads (one that came in between would be lost),
+//!   this read clears them only in `wait_io`, and after events that said reset or hang-up it
+//!   reads again without parking.
 
 use super::async_conn::scheduler_threads;
 use crate::acceptor::{wait_for_drain, ConnGuard};
@@ -50,10 +58,11 @@ use crate::server::{is_resource_error, shed, Ctx};
 use crate::shutdown;
 use common::handler::{internal_error, run_job};
 use common::{Connection, Reply, Request, Response, Want};
+use may::io::WaitIo;
 use may::net::{TcpListener, TcpStream};
 use slab::Slab;
 use socket2::SockRef;
-use std::io::{self, Read};
+use std::io;
 use std::net::Shutdown as Side;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
@@ -150,6 +159,7 @@ fn serve(ctx: &Ctx, mut stream: TcpStream, registry: &Registry) {
     let mut conn = Connection::new(ctx.limits, Instant::now(), SystemTime::now());
     let stop = shutdown::get();
     let mut draining = false;
+    let mut reader = Reader { wait_first: false };
     loop {
         answer_ready(ctx, &mut conn);
         if flush(&mut stream, &mut conn).is_err() {
@@ -166,7 +176,7 @@ fn serve(ctx: &Ctx, mut stream: TcpStream, registry: &Registry) {
                     conn.shutdown();
                     continue;
                 }
-                let read = stream.read(conn.read_buf());
+                let read = reader.read(&stream, conn.read_buf());
                 slot.disarm();
                 let now = Instant::now();
                 match read {
@@ -181,6 +191,46 @@ fn serve(ctx: &Ctx, mut stream: TcpStream, registry: &Registry) {
             }
             // Every ready request was answered above.
             Want::Handle | Want::Wait | Want::Write => {}
+        }
+    }
+}
+
+/// A connection's reads: parks on may's readiness, then reads (see the module doc).
+struct Reader {
+    /// Park before reading: the last read emptied the socket, or met EAGAIN.
+    wait_first: bool,
+}
+
+impl Reader {
+    /// Reads once into `buf`, parking the coroutine until the socket has input.
+    fn read(&mut self, stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        const GONE: usize = (libc::EPOLLERR | libc::EPOLLHUP | libc::EPOLLRDHUP) as usize;
+        loop {
+            // A reset or a hang-up reported with the bytes about to be read has spent its edge:
+            // the read after them must not park, or it would wait for an edge that never comes.
+            let mut gone = false;
+            if self.wait_first {
+                gone = stream.wait_io() & GONE != 0;
+            }
+            // SAFETY: receives at most `buf.len()` bytes into `buf`, from our own socket.
+            let n = unsafe {
+                libc::recv(
+                    stream.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if let Ok(n) = usize::try_from(n) {
+                self.wait_first = n < buf.len() && !gone;
+                return Ok(n);
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock => self.wait_first = true,
+                io::ErrorKind::Interrupted => {}
+                _ => return Err(e),
+            }
         }
     }
 }

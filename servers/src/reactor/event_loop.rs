@@ -7,7 +7,7 @@ use crate::acceptor::ConnGuard;
 use crate::server::{is_resource_error, shed, Ctx};
 use crate::shutdown;
 use common::handler::run_job;
-use common::{Connection, Reply, Request, Response, Want};
+use common::{Connection, Reply, Request, Response, Spare, Want};
 use slab::Slab;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -80,6 +80,8 @@ pub(super) struct Loop<M> {
     again: Vec<usize>,
     mail: Vec<Message>,
     scratch: Box<[u8]>,
+    /// Buffers idle connections gave back, lent to the next that has input.
+    spare: Spare,
     /// Set once a graceful stop began: the time it must be over by.
     draining: Option<Instant>,
     /// Whether this pass did any IO (for [`Multiplexer::pass_done`]).
@@ -110,6 +112,7 @@ impl<M: Multiplexer> Loop<M> {
             again: Vec::new(),
             mail: Vec::new(),
             scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
+            spare: Spare::new(),
             draining: None,
             found_work: true,
             serial: 0,
@@ -282,6 +285,10 @@ impl<M: Multiplexer> Loop<M> {
     /// read, and again, until the socket would block or the service has the request.
     fn drive(&mut self, key: usize) {
         let mut reads = READS_PER_TURN;
+        // A read that did not fill its buffer emptied the socket: reading again now would only
+        // meet EAGAIN, one wasted syscall per request. A level-triggered multiplexer reports what
+        // comes next (see `Multiplexer::LEVEL_TRIGGERED`).
+        let mut drained = false;
         loop {
             self.answer_ready(key);
             let Some(entry) = self.conns.get_mut(key) else {
@@ -293,15 +300,19 @@ impl<M: Multiplexer> Loop<M> {
                     Ok(false) => break,
                     Err(_) => return self.close(key),
                 },
+                Want::Read if drained => break,
                 Want::Read if reads == 0 => {
                     self.again.push(key);
                     break;
                 }
                 Want::Read => {
                     reads -= 1;
-                    match read_in(entry, &mut self.scratch) {
-                        Ok(true) => self.found_work = true,
-                        Ok(false) => break,
+                    match read_in(entry, &mut self.scratch, &mut self.spare) {
+                        Ok(Some(emptied)) => {
+                            self.found_work = true;
+                            drained = emptied && M::LEVEL_TRIGGERED;
+                        }
+                        Ok(None) => break,
                         Err(_) => return self.close(key),
                     }
                 }
@@ -392,9 +403,7 @@ impl<M: Multiplexer> Loop<M> {
                 self.timers.push(Reverse((at, key)));
             }
         }
-        if entry.conn.is_idle() {
-            entry.conn.release_buffers();
-        }
+        entry.conn.release_buffers_into(&mut self.spare);
     }
 
     /// Fires every timer that is due: delayed answers, connection deadlines, the accept pause.
@@ -523,25 +532,29 @@ fn take_due_reply(entry: &mut Entry, at: Instant) -> Option<Response> {
     }
 }
 
-/// Reads once. `Ok(false)`: nothing to read now. An idle connection holds no buffer, so it reads
-/// into the loop's scratch space and the bytes are copied in only if some came: checking an idle
-/// socket allocates nothing.
-fn read_in(entry: &mut Entry, scratch: &mut [u8]) -> io::Result<bool> {
+/// Reads once. `Ok(None)`: nothing to read now; `Ok(Some(emptied))`: bytes (or the peer's EOF)
+/// came, and `emptied` says the read did not fill its buffer, so the socket has nothing more for
+/// now. An idle connection holds no buffer: it borrows the loop's spare buffers, or, when there
+/// are none, reads into the loop's scratch space and the bytes are copied in only if some came:
+/// checking an idle socket allocates nothing.
+fn read_in(entry: &mut Entry, scratch: &mut [u8], spare: &mut Spare) -> io::Result<Option<bool>> {
     loop {
-        let idle = entry.conn.is_idle();
-        let read = if idle {
-            entry.stream.read(scratch)
+        let idle = entry.conn.is_idle() && !entry.conn.reuse_buffers(spare);
+        let (read, room) = if idle {
+            (entry.stream.read(scratch), scratch.len())
         } else {
-            entry.stream.read(entry.conn.read_buf())
+            let buf = entry.conn.read_buf();
+            let room = buf.len();
+            (entry.stream.read(buf), room)
         };
         match read {
             Ok(n) if idle => entry.conn.feed(&scratch[..n], Instant::now()),
             Ok(n) => entry.conn.received(n, Instant::now()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
-        return Ok(true);
+        return Ok(Some(read.is_ok_and(|n| n < room)));
     }
 }
 

@@ -13,10 +13,15 @@
 //! A loop owns its connections (a slab of small entries: the socket, the sans-IO
 //! [`common::Connection`], the registered interest, a timer slot). It asks its multiplexer to wait
 //! for readiness until the earliest timer, then *drives* each ready connection: answer every
-//! request the connection has ready, write, read, and repeat until the socket says `WouldBlock` or
-//! the connection waits for an answer. Readiness is only a hint: the loop always tries the IO the
-//! connection wants next and believes only `WouldBlock`, so it is correct under edge-triggered
-//! readiness (sigio) as well as level-triggered (the rest), and spurious wake-ups cost one syscall.
+//! request the connection has ready, write, read, and repeat until the socket says `WouldBlock`,
+//! a read comes back short, or the connection waits for an answer. A short read (fewer bytes than
+//! the buffer had room for) means the socket was empty at that moment, so the loop does not read
+//! again to hear `WouldBlock`: bytes that come later are reported again, by level-triggered
+//! readiness (select, poll, epoll) or by the next pass (the scan). That leaves two syscalls per
+//! request, a read and a write, as nginx makes. Signals are edges: one queued for a reset that came
+//! with the last bytes is spent with them, so sigio reads on until `WouldBlock`, three syscalls per
+//! request. Readiness is only a hint otherwise: the loop tries the IO the connection wants next and
+//! believes only `WouldBlock`, and a spurious wake-up costs one syscall.
 //!
 //! It registers for readability while the connection wants input, for writability only while
 //! output is pending (a full socket buffer), and for nothing while the service has the request.
@@ -25,7 +30,9 @@
 //! rayon pool, whose thread puts the answer in the loop's inbox and writes to the loop's wake-up
 //! descriptor (an eventfd; a pipe under sigio, since eventfd cannot raise a signal). An idle
 //! keep-alive connection gives its buffers back, so it costs its entry and a slot in the
-//! multiplexer: about 500 bytes of RSS in all (`cargo bench -p servers --bench c10k`).
+//! multiplexer: about 500 bytes of RSS in all (`cargo bench -p servers --bench c10k`). The loop
+//! keeps a few of the buffers given back ([`common::Spare`]) for the next connection with input,
+//! so a busy keep-alive connection, idle between any two requests, allocates nothing per request.
 //!
 //! # Several loops (`--threads N`, default 1)
 //!
@@ -85,6 +92,12 @@ pub trait Multiplexer: Sized + Send + 'static {
     /// Whether the wake-up descriptor must be a pipe rather than an eventfd (signal-driven
     /// readiness needs a descriptor whose driver can raise SIGIO; eventfd's cannot).
     const PIPE_WAKER: bool = false;
+    /// Whether readiness that still holds is reported again at the next wait (level-triggered).
+    /// Then a read that came back short ends the connection's turn: anything that happens to the
+    /// socket later, a peer's reset included, is seen at the next wait. Edge-triggered readiness
+    /// (sigio) may have reported a reset together with the bytes just read, so it reads on to
+    /// `WouldBlock`.
+    const LEVEL_TRIGGERED: bool = true;
 
     /// A new, empty multiplexer. Called on the thread that starts the loops, before any of them
     /// starts (sigio blocks its signals there, so every loop thread inherits the mask).

@@ -102,6 +102,7 @@ impl SigIo {
 
 impl Multiplexer for SigIo {
     const PIPE_WAKER: bool = true;
+    const LEVEL_TRIGGERED: bool = false;
 
     fn new() -> io::Result<SigIo> {
         // SIGRTMIN itself is left to libraries that take it by habit.
