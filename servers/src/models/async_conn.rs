@@ -89,7 +89,7 @@ pub async fn serve<R: Runtime>(
     let mut stopped = pin!(stopped);
     let mut backoff = Duration::from_millis(10);
     loop {
-        match race::<R, _>(R::accept(&listener), None, stopped.as_mut()).await {
+        match race(R::accept(&listener), pending(), stopped.as_mut()).await {
             Woken::Done(Ok(stream)) => {
                 backoff = Duration::from_millis(10);
                 let active = ctx.counters.connections_active.load(Relaxed);
@@ -137,6 +137,9 @@ async fn serve_conn<R: Runtime>(ctx: &Ctx, mut stream: R::Stream, mut stop: watc
     let _ = SockRef::from(&stream).set_nodelay(true);
     let mut conn = Connection::new(ctx.limits, Instant::now(), SystemTime::now());
     let mut draining = false;
+    // Both kept for the connection's life, so a request costs no timer and no waiter of its own.
+    let mut stop_notice = pin!(stop_notice(&mut stop));
+    let mut timer = Timer::<R>::default();
     loop {
         answer_ready::<R>(ctx, &mut conn).await;
         if flush::<R>(ctx, &mut stream, &mut conn).await.is_err() {
@@ -150,20 +153,25 @@ async fn serve_conn<R: Runtime>(ctx: &Ctx, mut stream: R::Stream, mut stop: watc
                     conn.shutdown();
                     continue;
                 }
-                let deadline = conn.poll_timeout();
+                timer.arm(conn.poll_timeout());
+                // Once draining, the notice stays set: watching it would end every wait at once.
+                let mut stopped = poll_fn(|cx| match draining {
+                    true => Poll::Pending,
+                    false => stop_notice.as_mut().poll(cx),
+                });
                 let mut woken = Woken::Done(Ok(()));
                 if conn.is_idle() {
                     // Between requests, wait for input with no buffer: an idle connection holds
                     // a few hundred bytes, not its 8 KiB of buffers.
                     SPARE.with_borrow_mut(|spare| conn.release_buffers_into(spare));
                     let ready = R::readable(&stream);
-                    woken = race::<R, _>(ready, deadline, stop_notice(&mut stop, draining)).await;
+                    woken = race(ready, timer.fired(), &mut stopped).await;
                 }
                 let woken = match woken {
                     Woken::Done(Ok(())) => {
                         SPARE.with_borrow_mut(|spare| conn.reuse_buffers(spare));
                         let read = R::read(&mut stream, conn.read_buf());
-                        race::<R, _>(read, deadline, stop_notice(&mut stop, draining)).await
+                        race(read, timer.fired(), &mut stopped).await
                     }
                     Woken::Done(Err(e)) => Woken::Done(Err(e)),
                     Woken::Timeout => Woken::Timeout,
@@ -173,6 +181,8 @@ async fn serve_conn<R: Runtime>(ctx: &Ctx, mut stream: R::Stream, mut stop: watc
                     Woken::Done(Ok(n)) => conn.received(n, Instant::now()),
                     Woken::Done(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                     Woken::Done(Err(_)) => return,
+                    // The timer may have been set for an earlier deadline than the one running
+                    // now: only a deadline that passed counts.
                     Woken::Timeout => conn.handle_timeout(Instant::now()),
                     Woken::Stop => {
                         draining = true;
@@ -183,6 +193,52 @@ async fn serve_conn<R: Runtime>(ctx: &Ctx, mut stream: R::Stream, mut stop: watc
             // Every ready request was answered above.
             Want::Handle | Want::Wait | Want::Write => {}
         }
+    }
+}
+
+/// A connection's deadline timer, kept across requests. Each request moves the deadline later
+/// (the keep-alive timeout counts from the last answer), and setting a runtime's timer for each
+/// would cost a timer-wheel update per request; so the timer is set again only for an earlier
+/// deadline than the one it is set for, and when it fires before the connection's deadline the
+/// connection just finds nothing due and waits again (the nginx way with its timer tree).
+struct Timer<R: Runtime> {
+    armed: Option<(Instant, Pin<Box<dyn Future<Output = ()> + Send>>)>,
+    runtime: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: Runtime> Default for Timer<R> {
+    fn default() -> Self {
+        Timer {
+            armed: None,
+            runtime: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<R: Runtime> Timer<R> {
+    /// Makes sure the timer fires no later than `deadline`.
+    fn arm(&mut self, deadline: Option<Instant>) {
+        let Some(at) = deadline else {
+            self.armed = None;
+            return;
+        };
+        if !matches!(&self.armed, Some((set, _)) if *set <= at) {
+            self.armed = Some((at, Box::pin(R::sleep_until(at))));
+        }
+    }
+
+    /// Completes when the timer fires (never, when it is not armed); it is then disarmed.
+    fn fired(&mut self) -> impl Future<Output = ()> + '_ {
+        poll_fn(|cx| match &mut self.armed {
+            Some((_, sleep)) => {
+                let fired = sleep.as_mut().poll(cx);
+                if fired.is_ready() {
+                    self.armed = None;
+                }
+                fired
+            }
+            None => Poll::Pending,
+        })
     }
 }
 
@@ -222,7 +278,9 @@ async fn flush<R: Runtime>(
     while !conn.output().is_empty() {
         let deadline = Instant::now() + ctx.limits.body_timeout;
         let write = R::write(stream, conn.output());
-        match race::<R, _>(write, Some(deadline), pending::<()>()).await {
+        // A fresh timer, polled (so set) only when the socket is full.
+        let timer = async { R::sleep_until(deadline).await };
+        match race(write, timer, pending::<()>()).await {
             Woken::Done(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
             Woken::Done(Ok(n)) => conn.consume_output(n),
             Woken::Done(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -233,12 +291,8 @@ async fn flush<R: Runtime>(
     Ok(())
 }
 
-/// Completes when the graceful-stop notice is set, unless the connection is already draining:
-/// then the notice stays set, and watching it would end every wait at once.
-async fn stop_notice(stop: &mut watch::Receiver<bool>, draining: bool) {
-    if draining {
-        return pending().await;
-    }
+/// Completes when the graceful-stop notice is set.
+async fn stop_notice(stop: &mut watch::Receiver<bool>) {
     // An error means the sender is gone: the server is stopping all the same.
     drop(stop.wait_for(|stop| *stop).await);
 }
@@ -250,22 +304,17 @@ enum Woken<T> {
     Stop,
 }
 
-/// Runs `work` until it completes, `deadline` passes or `stop` completes, whichever is first
-/// (checked in that order). The deadline's timer and the stop future are only polled, and so
-/// only registered with the runtime, once `work` has been found pending.
-async fn race<R: Runtime, T>(
+/// Runs `work` until it completes, `timer` fires or `stop` completes, whichever is first (checked
+/// in that order). The timer and the stop future are only polled, and so only registered with the
+/// runtime, once `work` has been found pending.
+async fn race<T>(
     work: impl Future<Output = T>,
-    deadline: Option<Instant>,
+    timer: impl Future<Output = ()>,
     stop: impl Future<Output = ()>,
 ) -> Woken<T> {
     let mut work = pin!(work);
     let mut stop = pin!(stop);
-    let mut timer = pin!(async move {
-        match deadline {
-            Some(at) => R::sleep_until(at).await,
-            None => pending().await,
-        }
-    });
+    let mut timer = pin!(timer);
     poll_fn(|cx| {
         if let Poll::Ready(out) = work.as_mut().poll(cx) {
             return Poll::Ready(Woken::Done(out));

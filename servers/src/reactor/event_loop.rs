@@ -289,8 +289,11 @@ impl<M: Multiplexer> Loop<M> {
         // meet EAGAIN, one wasted syscall per request. A level-triggered multiplexer reports what
         // comes next (see `Multiplexer::LEVEL_TRIGGERED`).
         let mut drained = false;
+        // One reading of the clock per turn, as nginx takes one per loop iteration: the turn
+        // lasts microseconds, and deadlines are in seconds.
+        let now = Instant::now();
         loop {
-            self.answer_ready(key);
+            self.answer_ready(key, now);
             let Some(entry) = self.conns.get_mut(key) else {
                 return;
             };
@@ -307,7 +310,7 @@ impl<M: Multiplexer> Loop<M> {
                 }
                 Want::Read => {
                     reads -= 1;
-                    match read_in(entry, &mut self.scratch, &mut self.spare) {
+                    match read_in(entry, &mut self.scratch, &mut self.spare, now) {
                         Ok(Some(emptied)) => {
                             self.found_work = true;
                             drained = emptied && M::LEVEL_TRIGGERED;
@@ -325,16 +328,16 @@ impl<M: Multiplexer> Loop<M> {
     }
 
     /// Answers the connection's ready requests in order, until one must wait for its answer.
-    fn answer_ready(&mut self, key: usize) {
+    fn answer_ready(&mut self, key: usize, now: Instant) {
         let Some(entry) = self.conns.get_mut(key) else {
             return;
         };
         while let Some(req) = entry.conn.next_request() {
-            let started = Instant::now();
+            let started = now;
             let delayed = match self.ctx.answer(&req) {
                 Reply::Ready(resp) => {
                     self.ctx.record(&req, &resp, started);
-                    entry.conn.respond(&resp, Instant::now());
+                    entry.conn.respond(&resp, now);
                     continue;
                 }
                 Reply::Delayed(wait, resp) => {
@@ -537,7 +540,12 @@ fn take_due_reply(entry: &mut Entry, at: Instant) -> Option<Response> {
 /// now. An idle connection holds no buffer: it borrows the loop's spare buffers, or, when there
 /// are none, reads into the loop's scratch space and the bytes are copied in only if some came:
 /// checking an idle socket allocates nothing.
-fn read_in(entry: &mut Entry, scratch: &mut [u8], spare: &mut Spare) -> io::Result<Option<bool>> {
+fn read_in(
+    entry: &mut Entry,
+    scratch: &mut [u8],
+    spare: &mut Spare,
+    now: Instant,
+) -> io::Result<Option<bool>> {
     loop {
         let idle = entry.conn.is_idle() && !entry.conn.reuse_buffers(spare);
         let (read, room) = if idle {
@@ -548,8 +556,8 @@ fn read_in(entry: &mut Entry, scratch: &mut [u8], spare: &mut Spare) -> io::Resu
             (entry.stream.read(buf), room)
         };
         match read {
-            Ok(n) if idle => entry.conn.feed(&scratch[..n], Instant::now()),
-            Ok(n) => entry.conn.received(n, Instant::now()),
+            Ok(n) if idle => entry.conn.feed(&scratch[..n], now),
+            Ok(n) => entry.conn.received(n, now),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
