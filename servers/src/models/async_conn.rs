@@ -196,13 +196,16 @@ async fn serve_conn<R: Runtime>(ctx: &Ctx, mut stream: R::Stream, mut stop: watc
     }
 }
 
+/// A runtime's timer, boxed so that any runtime's fits.
+type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// A connection's deadline timer, kept across requests. Each request moves the deadline later
 /// (the keep-alive timeout counts from the last answer), and setting a runtime's timer for each
 /// would cost a timer-wheel update per request; so the timer is set again only for an earlier
 /// deadline than the one it is set for, and when it fires before the connection's deadline the
 /// connection just finds nothing due and waits again (the nginx way with its timer tree).
 struct Timer<R: Runtime> {
-    armed: Option<(Instant, Pin<Box<dyn Future<Output = ()> + Send>>)>,
+    armed: Option<(Instant, Sleep)>,
     runtime: std::marker::PhantomData<fn() -> R>,
 }
 
