@@ -96,8 +96,12 @@ compare-quick: build
 # generator pinned apart, ratios to nginx in the report; 10,000 idle connections' RSS beside
 # nginx's; then loadtest's own CPU per request beside wrk's.
 .PHONY: bench
+# The event loops run one thread each, as the targets name them (tokio --threads 1 is asyncio's
+# shape); with the server pinned to one CPU the other models default to one thread or worker too.
+BENCH_MODELS ?= thread,pool,coroutine:threads=1,tokio:threads=1,async-std,smol:threads=1,fork,prefork,select,poll,epoll,nonblocking,sigio,uring:threads=1
+
 bench: build
-	target/release/loadtest compare --models $(MODELS) --scenarios plaintext,c10k --concurrency 64 \
+	target/release/loadtest compare --models $(BENCH_MODELS) --scenarios plaintext,c10k --concurrency 64 \
 		--baseline nginx --out results/bench-$$(date -u +%Y%m%dT%H%M%SZ) $(COMPARE_ARGS)
 	LOADTEST=target/release/loadtest loadtest/bench-loadgen.sh
 

@@ -55,6 +55,9 @@ impl Request {
     /// fragment (which clients should not send, and some do) ignored.
     fn origin_form(&self) -> &str {
         let target = self.target();
+        if target.starts_with('/') && !target.contains('#') {
+            return target; // origin-form, as nearly every request has it
+        }
         let target = match target.find("://") {
             Some(i) if !target.starts_with('/') => {
                 let rest = &target[i + 3..];

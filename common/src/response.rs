@@ -1,11 +1,13 @@
 //! The response the service returns. The connection adds the framing headers (Content-Length or
 //! Transfer-Encoding, Connection, Date, Server): the service never frames its own answer.
 
+use std::borrow::Cow;
+
 /// A response body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
-    /// A body of known length, sent with Content-Length.
-    Full(Vec<u8>),
+    /// A body of known length, sent with Content-Length (a fixed text needs no copy).
+    Full(Cow<'static, [u8]>),
     /// A body sent in these chunks with chunked transfer coding (HTTP/1.1 clients), or joined
     /// with Content-Length (HTTP/1.0 clients).
     Chunked(Vec<Vec<u8>>),
@@ -17,7 +19,7 @@ pub struct Response {
     /// The status code (100-599).
     pub status: u16,
     /// Headers other than the framing ones, as (name, value).
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
     /// The body.
     pub body: Body,
     /// Close the connection after this response, whatever the client asked for.
@@ -26,28 +28,32 @@ pub struct Response {
 
 impl Response {
     /// A response with no extra headers.
-    pub fn new(status: u16, body: Vec<u8>) -> Response {
+    pub fn new(status: u16, body: impl Into<Cow<'static, [u8]>>) -> Response {
         Response {
             status,
             headers: Vec::new(),
-            body: Body::Full(body),
+            body: Body::Full(body.into()),
             close: false,
         }
     }
 
     /// A `text/plain` response.
-    pub fn text(status: u16, body: impl Into<String>) -> Response {
-        Response::new(status, body.into().into_bytes()).with_header("Content-Type", "text/plain")
+    pub fn text(status: u16, body: impl Into<Cow<'static, str>>) -> Response {
+        Response::new(status, str_bytes(body.into())).with_header("Content-Type", "text/plain")
     }
 
     /// An `application/json` response.
-    pub fn json(status: u16, body: impl Into<String>) -> Response {
-        Response::new(status, body.into().into_bytes())
+    pub fn json(status: u16, body: impl Into<Cow<'static, str>>) -> Response {
+        Response::new(status, str_bytes(body.into()))
             .with_header("Content-Type", "application/json")
     }
 
     /// Adds a header.
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Response {
+    pub fn with_header(
+        mut self,
+        name: &'static str,
+        value: impl Into<Cow<'static, str>>,
+    ) -> Response {
         self.headers.push((name, value.into()));
         self
     }
@@ -57,7 +63,7 @@ impl Response {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     /// The body's length in bytes, chunks added up.
@@ -71,9 +77,17 @@ impl Response {
     /// The body's bytes, chunks joined.
     pub fn body_bytes(&self) -> Vec<u8> {
         match &self.body {
-            Body::Full(b) => b.clone(),
+            Body::Full(b) => b.to_vec(),
             Body::Chunked(chunks) => chunks.concat(),
         }
+    }
+}
+
+/// A text's bytes, borrowed when the text is.
+fn str_bytes(text: Cow<'static, str>) -> Cow<'static, [u8]> {
+    match text {
+        Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+        Cow::Owned(s) => Cow::Owned(s.into_bytes()),
     }
 }
 

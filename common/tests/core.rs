@@ -1237,7 +1237,7 @@ fn answer_all(conn: &mut Connection, now: Instant) -> Vec<String> {
     while let Some(req) = conn.next_request() {
         let host = req.header("host").map(String::from_utf8_lossy);
         seen.push(format!("{} {}", req.target(), host.unwrap_or_default()));
-        conn.respond(&Response::text(200, req.target()), now);
+        conn.respond(&Response::text(200, req.target().to_string()), now);
     }
     seen
 }

@@ -213,7 +213,7 @@ pub fn small_limits() -> Limits {
 pub fn answer(kind: u8, req: &Request) -> Response {
     let shape = kind & 3;
     let body = match shape {
-        0 => Body::Full(req.body.clone()),
+        0 => Body::Full(req.body.clone().into()),
         1 => {
             let mut chunks = vec![Vec::new()];
             // Uneven chunk sizes, from the body itself, so no two echoes are framed alike.
@@ -221,7 +221,7 @@ pub fn answer(kind: u8, req: &Request) -> Response {
             chunks.extend(req.body.chunks(size).map(<[u8]>::to_vec));
             Body::Chunked(chunks)
         }
-        2 => Body::Full(Vec::new()),
+        2 => Body::Full(Vec::new().into()),
         _ => Body::Chunked(vec![Vec::new(), Vec::new()]),
     };
     let status = if kind & 8 == 0 {
@@ -231,7 +231,7 @@ pub fn answer(kind: u8, req: &Request) -> Response {
     };
     Response {
         status,
-        headers: vec![("X-Kind", kind.to_string())],
+        headers: vec![("X-Kind", kind.to_string().into())],
         body,
         close: kind & 4 != 0,
     }

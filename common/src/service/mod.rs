@@ -112,7 +112,7 @@ impl Handler for Service {
             return Reply::Ready(Response::text(404, "not found: no route for this path\n"));
         };
         let allow = route.allow();
-        if !allow.split(", ").any(|m| m == req.method()) {
+        if !allow.split(',').any(|m| m.trim_start() == req.method()) {
             let reason = format!("method not allowed: this path answers {allow}\n");
             return Reply::Ready(Response::text(405, reason).with_header("Allow", allow));
         }

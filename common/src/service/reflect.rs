@@ -16,7 +16,8 @@ pub(super) fn echo(req: &Request) -> Response {
     let content_type = req
         .header_str("content-type")
         .filter(|v| !v.is_empty() && v.bytes().all(|b| b == b' ' || b.is_ascii_graphic()))
-        .unwrap_or("application/octet-stream");
+        .unwrap_or("application/octet-stream")
+        .to_string();
     Response::new(200, req.body.clone()).with_header("Content-Type", content_type)
 }
 
