@@ -26,7 +26,7 @@ impl Worker<'_> {
             if self.draining {
                 e.conn.shutdown();
             }
-            e.answer_ready(self.ctx, &mut self.ring, &self.wake, key);
+            e.answer_ready(self.ctx, &mut self.ring, &self.wake, key, self.now);
             match e.conn.want() {
                 Want::Write => {
                     let deadline = self.now.checked_add(self.ctx.limits.body_timeout);

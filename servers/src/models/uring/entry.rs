@@ -112,12 +112,15 @@ impl Entry {
 
     /// Hands in an answer that has come, then answers every ready request the service answers at
     /// once, so pipelined answers leave in one send. Stops at an answer that takes its time.
+    /// `now` is the loop's time for this batch of completions: it starts the next deadline, dates
+    /// the answers, and times them for the access log.
     pub(super) fn answer_ready(
         &mut self,
         ctx: &Ctx,
         ring: &mut IoUring,
         wake: &Arc<Wake>,
         key: usize,
+        now: Instant,
     ) {
         if let Some(p) = self
             .pending
@@ -126,16 +129,16 @@ impl Entry {
             let Answer::Done(resp) = p.answer else {
                 unreachable!("matched just above");
             };
-            respond(ctx, &mut self.conn, &p.req, &resp, p.started);
+            respond(ctx, &mut self.conn, &p.req, &resp, p.started, now);
         }
         while self.pending.is_none() {
             let Some(req) = self.conn.next_request() else {
                 return;
             };
-            let started = Instant::now();
+            let started = now;
             let answer = match ctx.answer(&req) {
                 Reply::Ready(resp) => {
-                    respond(ctx, &mut self.conn, &req, &resp, started);
+                    respond(ctx, &mut self.conn, &req, &resp, started, now);
                     continue;
                 }
                 Reply::Delayed(wait, resp) => {
@@ -231,10 +234,17 @@ impl Entry {
 }
 
 /// Counts and queues one answer (the last one, Connection: close, when stopping).
-fn respond(ctx: &Ctx, conn: &mut Connection, req: &Request, resp: &Response, started: Instant) {
+fn respond(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    req: &Request,
+    resp: &Response,
+    started: Instant,
+    now: Instant,
+) {
     ctx.record(req, resp, started);
     if crate::shutdown::get().requested() {
         conn.shutdown();
     }
-    conn.respond(resp, Instant::now());
+    conn.respond(resp, now);
 }

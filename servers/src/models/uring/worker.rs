@@ -182,7 +182,7 @@ impl<'a> Worker<'a> {
             return;
         }
         let _ = stream.set_nodelay(true);
-        let conn = Connection::new(self.ctx.limits, Instant::now(), SystemTime::now());
+        let conn = Connection::new(self.ctx.limits, self.now, SystemTime::now());
         let guard = ConnGuard::new(self.ctx.counters);
         self.serial += 1;
         let entry = Entry::new(stream, conn, self.serial, guard);
