@@ -118,6 +118,14 @@ impl Worker<'_> {
             }
             return self.release(key);
         }
+        // A completion that names a buffer hands it to us, whatever its result.
+        let buffer = match buffer {
+            Some(id) if result <= 0 => {
+                self.bufs.give_back(id);
+                None
+            }
+            buffer => buffer,
+        };
         // A send in flight points into the output, which feeding may append to; and while the
         // service has a request, pipelined bytes would only pile up in the connection.
         let hold = e.sending || e.conn.want() != Want::Read || e.parked.len() > 0;
