@@ -9,11 +9,27 @@
 //! connections round-robin to the rings with `IORING_OP_MSG_RING`, which posts the descriptor
 //! straight into the target ring's completion queue; ring 0 pays for every accept. An accept per
 //! ring on the shared listener looked simpler, but the kernel wakes the first waiting accept every
-//! time: measured here, every connection landed on one ring. Deadlines (the header, keep-alive and body
-//! timeouts of `Connection::poll_timeout`) ride on each recv and send as a `LinkTimeout`: when it
-//! fires the kernel cancels the IO and the connection applies its timeout. `Reply::Delayed` is a
-//! `Timeout` SQE; `Reply::Compute` runs on rayon, which queues the answer and writes an eventfd
-//! that the ring keeps a read submitted on; the shutdown pipe has a `POLL_ADD`.
+//! time: measured here, every connection landed on one ring. `Reply::Delayed` is a `Timeout` SQE;
+//! `Reply::Compute` runs on rayon, which queues the answer and writes an eventfd that the ring
+//! keeps a read submitted on; the shutdown pipe has a `POLL_ADD`.
+//!
+//! Receiving: each connection has one multishot recv armed (Linux 6.0+; one recv per completion
+//! where the kernel refuses that). It stays armed across requests, so a keep-alive request costs
+//! one SQE (its send) and two CQEs (its bytes, the send's result). At most one send is in flight
+//! per connection, and while it is the `Connection` is neither driven nor fed, so the output it
+//! points into stays put; bytes that arrive meanwhile (or while the service takes its time) are
+//! parked, a few buffers at most: past that the recv is cancelled, and TCP's flow control holds a
+//! client that pipelines a flood until we read again.
+//!
+//! Deadlines (the header, keep-alive and body timeouts of `Connection::poll_timeout`, and a send's
+//! body timeout) live in userland, in a lazy min-heap (`deadlines`) that costs about one push per
+//! connection per keep-alive period, not one per request; the loop waits for a completion or the
+//! earliest deadline (`io_uring_enter` with a timeout, `IORING_FEAT_EXT_ARG`). A passed deadline
+//! is applied at once (408, or a quiet close that cancels the recv); a send out past its deadline
+//! (a client that stopped reading) is cancelled and the connection closed. The first design, a
+//! single-shot recv and send each with a `LinkTimeout`, took four SQEs and four CQEs per request
+//! and the kernel's locking to arm and disarm the timeouts: measured on `/` with 64 keep-alive
+//! connections, about 40% more server CPU per request than this one.
 //!
 //! Buffers are the crux of a completion model: the kernel needs the memory a recv fills before
 //! any data exists, so naively each of 10,000 idle keep-alive connections pins a buffer. Here a
@@ -21,29 +37,34 @@
 //! kernel picks a buffer only when bytes arrive, and we copy them into the connection and give the
 //! buffer back at once. An idle connection holds no buffer, only its entry with the `Connection`'s
 //! buffers released, about 500 bytes (measured: 600-900 bytes of RSS per idle connection with
-//! 10,000 open, the share of the buffer pool included). The other way, a `POLL_ADD` on idle connections and then a recv
-//! into a pooled buffer, avoids the copy but costs every request one more trip through the ring.
+//! 10,000 open, the share of the buffer pool included). The `Connection`'s buffers go 2 ms after
+//! it fell idle, not at once: a client sending one request after another keeps them, and does not
+//! pay an allocation, a zeroing and a free per request. The other way, a `POLL_ADD` on idle
+//! connections and then a recv into a pooled buffer, avoids the copy but costs every request one
+//! more trip through the ring.
 //!
-//! What it costs: that copy, two CQEs per IO (the IO and its timeout), and the most `unsafe` code
-//! in the zoo, because the kernel reads and writes our memory after the call returned (each
-//! submission says why its memory outlives it). Where it breaks: where the kernel refuses
-//! io_uring (Docker's default seccomp profile since 25.0, `kernel.io_uring_disabled`, kernels
-//! before 5.19) `zoo --model=uring` exits at once with a message saying so; and, as in every
-//! event loop, a blocking handler (`/block`) stalls every connection of its ring. No Python
-//! server works this way; the nearest is asyncio's proactor event loop on Windows (IOCP, the same
-//! completion model). Over `--max-connections` a new connection gets 503 and is closed.
+//! What it costs: that copy, and the most `unsafe` code in the zoo, because the kernel reads and
+//! writes our memory after the call returned (each submission says why its memory outlives it).
+//! Where it breaks: where the kernel refuses io_uring (Docker's default seccomp profile since 25.0,
+//! `kernel.io_uring_disabled`, kernels before 5.19) `zoo --model=uring` exits at once with a
+//! message saying so; and, as in every event loop, a blocking handler (`/block`) stalls every
+//! connection of its ring. No Python server works this way; the nearest is asyncio's proactor
+//! event loop on Windows (IOCP, the same completion model). Over `--max-connections` a new
+//! connection gets 503 and is closed.
 //!
 //! - `worker`: one ring's loop: completions, taking connections in, the graceful stop.
 //! - `accept`: the multishot accept on ring 0 and the dealing of connections to the rings.
-//! - `entry`: what a ring keeps per connection; answering requests, submitting recv and send.
-//! - `conn`: how completions move a connection on, and closing it safely.
-//! - `bufring`: the provided-buffer ring that recvs take their buffers from.
+//! - `entry`: what a ring keeps per connection; answering requests, arming recv, submitting send.
+//! - `conn`: how completions and deadlines move a connection on, and closing it safely.
+//! - `deadlines`: the lazy heap of connection deadlines the loop waits on.
+//! - `bufring`: the provided-buffer ring that recvs take their buffers from, and parked buffers.
 //! - `sqe`: what each completion is about, and queuing submissions.
 //! - `wake`: how rayon hands `Reply::Compute` answers back through an eventfd.
 
 mod accept;
 mod bufring;
 mod conn;
+mod deadlines;
 mod entry;
 mod sqe;
 #[cfg(test)]

@@ -5,6 +5,10 @@
 //! a free buffer from the group only when data arrives and says which one in the completion's
 //! flags, so a connection waiting in a recv holds no buffer at all. The ring of buffer descriptors
 //! is memory shared with the kernel: it takes buffers at the head, we give them back at the tail.
+//!
+//! A buffer that arrives while its connection cannot take the bytes (a send of its output is in
+//! flight) is parked: kept out of the kernel's hands, in a queue per connection threaded through
+//! one link per buffer here, so parking never allocates and costs an entry six bytes.
 
 use io_uring::types::BufRingEntry;
 use io_uring::IoUring;
@@ -17,6 +21,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 pub const COUNT: u16 = 512;
 /// Bytes per buffer: one request head fits; a larger body arrives over several recvs.
 pub const LEN: usize = 4096;
+const _: () = assert!(LEN <= u16::MAX as usize, "a parked length fits a u16");
 /// The page size the kernel wants the descriptor ring aligned to.
 const PAGE: usize = 4096;
 
@@ -30,6 +35,23 @@ pub struct BufRing {
     /// Our copy of the tail: descriptors below it are the kernel's.
     tail: u16,
     registered: bool,
+    /// Per buffer, while parked: the next buffer of the same queue, and how many bytes it holds.
+    links: Box<[(u16, u16)]>,
+}
+
+/// The buffers one connection received and could not take yet, oldest first.
+#[derive(Debug, Default)]
+pub struct Parked {
+    first: u16,
+    last: u16,
+    count: u16,
+}
+
+impl Parked {
+    /// How many buffers wait.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
 }
 
 fn descriptor_layout() -> Layout {
@@ -59,6 +81,7 @@ impl BufRing {
             memory,
             tail: 0,
             registered: false,
+            links: vec![(0, 0); COUNT as usize].into_boxed_slice(),
         };
         if descriptors.is_null() || memory.is_null() {
             return Err(io::ErrorKind::OutOfMemory.into());
@@ -111,6 +134,32 @@ impl BufRing {
         // descriptor written above before the new tail.
         let tail = unsafe { &*BufRingEntry::tail(self.descriptors).cast::<AtomicU16>() };
         tail.store(self.tail, Ordering::Release);
+    }
+
+    /// Keeps the first `n` bytes of buffer `id`, just handed to us, at the end of `queue`.
+    pub fn park(&mut self, queue: &mut Parked, id: u16, n: usize) {
+        // `n <= LEN`, which fits a u16 (checked at compile time below).
+        self.links[id as usize] = (id, n as u16);
+        if queue.count > 0 {
+            self.links[queue.last as usize].0 = id;
+        } else {
+            queue.first = id;
+        }
+        queue.last = id;
+        queue.count += 1;
+    }
+
+    /// The oldest buffer of `queue` and its length, taken off the queue (still ours: feed it,
+    /// then `give_back`).
+    pub fn unpark(&mut self, queue: &mut Parked) -> Option<(u16, usize)> {
+        if queue.count == 0 {
+            return None;
+        }
+        let id = queue.first;
+        let (next, n) = self.links[id as usize];
+        queue.first = next;
+        queue.count -= 1;
+        Some((id, n as usize))
     }
 
     /// Unregisters the group; only then may its memory be freed. Call with no recv in flight.

@@ -1,47 +1,104 @@
-//! How completions move a connection on: recv and send results, timeouts, delayed and computed
+//! How completions move a connection on: recv and send results, deadlines, delayed and computed
 //! answers, the graceful stop, and closing (cancel what is in flight, free when all is back).
 
+use super::entry::Recv;
 use super::sqe::{push, token, Op};
 use super::worker::Worker;
 use common::{Response, Want};
 use io_uring::{cqueue, opcode};
 use std::time::Instant;
 
+/// Buffers a connection may park before its recv is cancelled: a client that pipelines a flood
+/// while its answers cannot leave meets TCP's flow control, not a growing queue here.
+const MAX_PARKED: usize = 4;
+
 impl Worker<'_> {
     /// Moves a connection on until it waits for a completion: answers what it can, then submits
-    /// the send or the recv, or closes.
+    /// the send or arms the recv, or closes; then makes sure its deadline is queued.
     pub(super) fn drive(&mut self, key: usize) {
         loop {
             let Some(e) = self.conns.get_mut(key) else {
                 return;
             };
-            if e.closing || e.io.is_some() {
+            if e.closing || e.sending {
                 return; // the completion will drive it
             }
             if self.draining {
                 e.conn.shutdown();
             }
-            e.answer_ready(self.ctx, &mut self.ring, &self.wake, key);
+            e.answer_ready(self.ctx, &mut self.ring, &self.wake, key, self.now);
             match e.conn.want() {
-                Want::Write => e.submit_send(&mut self.ring, key, self.ctx.limits.body_timeout),
+                Want::Write => {
+                    let deadline = self.now.checked_add(self.ctx.limits.body_timeout);
+                    e.submit_send(&mut self.ring, key, deadline);
+                }
+                Want::Read if e.parked.len() > 0 || e.parked_eof => {
+                    // What came while the connection could not take it, in order.
+                    while let Some((id, n)) = self.bufs.unpark(&mut e.parked) {
+                        e.conn.feed(self.bufs.get(id, n), self.now);
+                        self.bufs.give_back(id);
+                    }
+                    if std::mem::take(&mut e.parked_eof) {
+                        e.conn.received(0, self.now);
+                    }
+                    continue;
+                }
                 Want::Read => {
-                    let now = Instant::now();
-                    if e.conn.poll_timeout().is_some_and(|at| at <= now) {
-                        e.conn.handle_timeout(now);
+                    if e.conn.poll_timeout().is_some_and(|at| at <= self.now) {
+                        e.conn.handle_timeout(self.now);
                         continue;
                     }
-                    e.submit_recv(&mut self.ring, self.bufs.group(), key, now);
-                    // Idle between requests: give the read and write buffers back.
-                    e.conn.release_buffers();
+                    if e.recv == Recv::Off {
+                        let group = self.bufs.group();
+                        e.submit_recv(&mut self.ring, group, key, self.multishot_recv);
+                    }
+                    // Idle between requests: the read and write buffers go back unless the next
+                    // request comes soon.
+                    if e.conn.is_idle() {
+                        self.lingering
+                            .add(&mut e.lingering, self.now, key, e.serial);
+                    }
                 }
-                Want::Close => self.close(key),
+                Want::Close => return self.close(key),
                 Want::Wait | Want::Handle => {}
             }
-            return;
+            let at = e.deadline();
+            return self.deadlines.schedule(&mut e.queued, at, key, e.serial);
         }
     }
 
-    /// A recv completed: feed the bytes in, or apply the timeout that cancelled it.
+    /// Applies the deadlines that have passed by `now`.
+    pub(super) fn expire(&mut self, now: Instant) {
+        while let Some((at, key, serial)) = self.deadlines.pop_due(now) {
+            let Some(e) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if e.serial != serial || e.queued != Some(at) || e.closing {
+                continue; // a stale item: the entry is gone, or queued again since
+            }
+            e.queued = None;
+            match e.deadline() {
+                // A send out for a whole body timeout: the client stopped reading.
+                Some(at) if at <= now && e.sending => self.close(key),
+                // The connection applies its own (408, or a quiet close when idle).
+                Some(at) if at <= now => self.drive(key),
+                later => self.deadlines.schedule(&mut e.queued, later, key, serial),
+            }
+        }
+    }
+
+    /// Gives back the buffers of the connections that stayed idle since they were listed.
+    pub(super) fn release_idle(&mut self, now: Instant) {
+        while let Some((key, serial)) = self.lingering.pop_due(now) {
+            if let Some(e) = self.conns.get_mut(key).filter(|e| e.serial == serial) {
+                e.lingering = false;
+                e.conn.release_buffers(); // only if it is still idle
+            }
+        }
+    }
+
+    /// A recv completed (a multishot one says whether it is still armed): feed the bytes in, or
+    /// park them while the connection cannot take them.
     pub(super) fn on_recv(&mut self, key: usize, result: i32, flags: u32) {
         let buffer = cqueue::buffer_select(flags);
         let Some(e) = self.conns.get_mut(key) else {
@@ -51,25 +108,56 @@ impl Worker<'_> {
             }
             return;
         };
-        e.io = None;
-        e.inflight -= 1;
-        let now = Instant::now();
+        if !cqueue::more(flags) {
+            e.recv = Recv::Off;
+            e.inflight -= 1;
+        }
         if e.closing {
             if let Some(id) = buffer {
                 self.bufs.give_back(id);
             }
             return self.release(key);
         }
+        // A completion that names a buffer hands it to us, whatever its result.
+        let buffer = match buffer {
+            Some(id) if result <= 0 => {
+                self.bufs.give_back(id);
+                None
+            }
+            buffer => buffer,
+        };
+        // A send in flight points into the output, which feeding may append to; and while the
+        // service has a request, pipelined bytes would only pile up in the connection.
+        let hold = e.sending || e.conn.want() != Want::Read || e.parked.len() > 0;
         match (result, buffer) {
+            (n, Some(id)) if n > 0 && hold => {
+                self.bufs.park(&mut e.parked, id, n as usize);
+                if e.parked.len() > MAX_PARKED && e.recv == Recv::Armed {
+                    e.recv = Recv::Cancelling;
+                    let cancel = opcode::AsyncCancel::new(token(Op::Recv, key)).build();
+                    // SAFETY: a cancel names no memory.
+                    unsafe { push(&mut self.ring, &[cancel.user_data(token(Op::Cancel, key))]) };
+                }
+                return; // the send's completion or the answer drives it
+            }
             (n, Some(id)) if n > 0 => {
-                e.conn.feed(self.bufs.get(id, n as usize), now);
+                e.conn.feed(self.bufs.get(id, n as usize), self.now);
                 self.bufs.give_back(id);
             }
-            (0, _) => e.conn.received(0, now),
-            // Our link timeout fired: the connection decides (408, or a quiet close when idle).
-            (r, _) if r == -libc::ECANCELED => e.conn.handle_timeout(now),
-            // No free buffer in this batch, or interrupted: just submit the recv again.
-            (r, _) if r == -libc::ENOBUFS || r == -libc::EINTR || r == -libc::EAGAIN => {}
+            (0, _) if hold => {
+                e.parked_eof = true;
+                return;
+            }
+            (0, _) => e.conn.received(0, self.now),
+            // Cancelled for back-pressure, no free buffer in this batch, or interrupted: the recv
+            // is armed again once the connection reads.
+            (r, _)
+                if r == -libc::ECANCELED
+                    || r == -libc::ENOBUFS
+                    || r == -libc::EINTR
+                    || r == -libc::EAGAIN => {}
+            // A kernel without multishot recv (before 6.0): one recv per completion from now on.
+            (r, _) if r == -libc::EINVAL && self.multishot_recv => self.multishot_recv = false,
             // A reset or other error: nothing more can be said to this peer.
             _ => return self.close(key),
         }
@@ -81,7 +169,8 @@ impl Worker<'_> {
         let Some(e) = self.conns.get_mut(key) else {
             return;
         };
-        e.io = None;
+        e.sending = false;
+        e.send_deadline = None;
         e.inflight -= 1;
         if e.closing {
             return self.release(key);
@@ -89,19 +178,10 @@ impl Worker<'_> {
         match result {
             n if n > 0 => e.conn.consume_output(n as usize),
             r if r == -libc::EINTR || r == -libc::EAGAIN => {}
-            // The peer went away, or did not read for a whole body timeout.
+            // The peer went away.
             _ => return self.close(key),
         }
         self.drive(key);
-    }
-
-    /// The link timeout of a recv or send completed (fired or cancelled): only counted; the
-    /// IO's own completion says what happened.
-    pub(super) fn on_expire(&mut self, key: usize) {
-        if let Some(e) = self.conns.get_mut(key) {
-            e.inflight -= 1;
-            self.release(key);
-        }
     }
 
     /// The timer of a `Reply::Delayed` completed: its answer can go.
@@ -149,7 +229,13 @@ impl Worker<'_> {
             return;
         }
         e.closing = true;
-        if let Some(op) = e.io {
+        while let Some((id, _)) = self.bufs.unpark(&mut e.parked) {
+            self.bufs.give_back(id);
+        }
+        // A recv already being cancelled needs no second cancel.
+        let recv = (e.recv == Recv::Armed).then_some(Op::Recv);
+        let send = e.sending.then_some(Op::Send);
+        for op in recv.into_iter().chain(send) {
             let cancel = opcode::AsyncCancel::new(token(op, key)).build();
             // SAFETY: a cancel names no memory.
             unsafe { push(&mut self.ring, &[cancel.user_data(token(Op::Cancel, key))]) };

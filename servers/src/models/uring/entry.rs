@@ -3,11 +3,12 @@
 //! The rule that keeps the kernel out of freed memory: an entry counts the completions still to
 //! come for it (`inflight`, a compute job out on rayon counted too), and it leaves the slab only
 //! once it is closing and that count is zero; closing cancels what is in flight, then waits. The
-//! rule that keeps a send's bytes still: at most one recv or send is in flight per connection
-//! (`io`), and while one is, the `Connection` is not driven, so the output a send points into does
-//! not move.
+//! rule that keeps a send's bytes still: while a send is in flight the `Connection` is not driven
+//! and not fed (feeding may queue a `100 Continue` or an error answer), so the output the send
+//! points into does not move. The recv may stay armed meanwhile: it names no memory of ours, and
+//! what it brings is parked until the send is back.
 
-use super::bufring::LEN;
+use super::bufring::{Parked, LEN};
 use super::sqe::{push, token, Op};
 use super::wake::Wake;
 use crate::acceptor::ConnGuard;
@@ -20,23 +21,47 @@ use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::ptr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// A connection and what the ring has in flight for it. Boxed in the slab, so the timespecs the
-/// SQEs point at stay put while the slab grows.
+/// A connection and what the ring has in flight for it. Boxed in the slab, so the timespec a
+/// `Reply::Delayed` timer points at stays put while the slab grows.
 pub struct Entry {
     stream: TcpStream,
     pub(super) conn: Connection,
-    /// The recv or send in flight, if any (its link timeout rides along).
-    pub(super) io: Option<Op>,
+    /// Tells this entry from an earlier one under the same slab key, for the deadline heap.
+    pub(super) serial: u64,
+    pub(super) recv: Recv,
+    /// A send is in flight.
+    pub(super) sending: bool,
+    /// When that send must be done: a client that stops reading cannot hold the connection for
+    /// ever.
+    pub(super) send_deadline: Option<Instant>,
+    /// The deadline this entry is queued under in the worker's heap, if any.
+    pub(super) queued: Option<Instant>,
+    /// Buffers received that the connection cannot take yet.
+    pub(super) parked: Parked,
+    /// The peer's EOF arrived behind the parked buffers.
+    pub(super) parked_eof: bool,
+    /// Listed to have its buffers released if it stays idle.
+    pub(super) lingering: bool,
     /// Completions still to come, plus a compute job out on rayon.
     pub(super) inflight: u32,
     pub(super) closing: bool,
     /// The request the service is answering in its own time.
     pending: Option<Box<Pending>>,
-    io_ts: Timespec,
     delay_ts: Timespec,
     _guard: ConnGuard,
+}
+
+/// Where the connection's receiving stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recv {
+    /// No recv in flight.
+    Off,
+    /// A recv is in flight (a multishot one stays armed over many completions).
+    Armed,
+    /// A recv is in flight and a cancel of it is on its way (too many buffers parked).
+    Cancelling,
 }
 
 struct Pending {
@@ -56,28 +81,46 @@ enum Answer {
 
 impl Entry {
     /// A connection just accepted.
-    pub fn new(stream: TcpStream, conn: Connection, guard: ConnGuard) -> Entry {
+    pub fn new(stream: TcpStream, conn: Connection, serial: u64, guard: ConnGuard) -> Entry {
         Entry {
             stream,
             conn,
-            io: None,
+            serial,
+            recv: Recv::Off,
+            sending: false,
+            send_deadline: None,
+            queued: None,
+            parked: Parked::default(),
+            parked_eof: false,
+            lingering: false,
             inflight: 0,
             closing: false,
             pending: None,
-            io_ts: Timespec::new(),
             delay_ts: Timespec::new(),
             _guard: guard,
         }
     }
 
+    /// The deadline that now runs: the send's while one is in flight, else the connection's.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        if self.sending {
+            self.send_deadline
+        } else {
+            self.conn.poll_timeout()
+        }
+    }
+
     /// Hands in an answer that has come, then answers every ready request the service answers at
     /// once, so pipelined answers leave in one send. Stops at an answer that takes its time.
+    /// `now` is the loop's time for this batch of completions: it starts the next deadline, dates
+    /// the answers, and times them for the access log.
     pub(super) fn answer_ready(
         &mut self,
         ctx: &Ctx,
         ring: &mut IoUring,
         wake: &Arc<Wake>,
         key: usize,
+        now: Instant,
     ) {
         if let Some(p) = self
             .pending
@@ -86,16 +129,16 @@ impl Entry {
             let Answer::Done(resp) = p.answer else {
                 unreachable!("matched just above");
             };
-            respond(ctx, &mut self.conn, &p.req, &resp, p.started);
+            respond(ctx, &mut self.conn, &p.req, &resp, p.started, now);
         }
         while self.pending.is_none() {
             let Some(req) = self.conn.next_request() else {
                 return;
             };
-            let started = Instant::now();
+            let started = now;
             let answer = match ctx.answer(&req) {
                 Reply::Ready(resp) => {
-                    respond(ctx, &mut self.conn, &req, &resp, started);
+                    respond(ctx, &mut self.conn, &req, &resp, started, now);
                     continue;
                 }
                 Reply::Delayed(wait, resp) => {
@@ -149,62 +192,59 @@ impl Entry {
         )
     }
 
-    /// Submits a send of all the output, with a timeout: a client that stops reading cannot
-    /// hold the connection for ever.
-    pub(super) fn submit_send(&mut self, ring: &mut IoUring, key: usize, timeout: Duration) {
+    /// Submits a send of all the output, to be done by `deadline`.
+    pub(super) fn submit_send(
+        &mut self,
+        ring: &mut IoUring,
+        key: usize,
+        deadline: Option<Instant>,
+    ) {
         let out = self.conn.output();
         let len = out.len().min(u32::MAX as usize) as u32;
         let send = opcode::Send::new(Fd(self.stream.as_raw_fd()), out.as_ptr(), len)
             .flags(libc::MSG_NOSIGNAL)
             .build()
-            .flags(Flags::IO_LINK)
             .user_data(token(Op::Send, key));
-        self.io_ts = timeout.into();
-        let expire = opcode::LinkTimeout::new(&self.io_ts).build();
-        self.io = Some(Op::Send);
-        self.inflight += 2;
+        self.sending = true;
+        self.send_deadline = deadline;
+        self.inflight += 1;
         // SAFETY: the bytes are the connection's output, in the boxed entry; nothing changes
-        // that output until the send's completion clears `io`. The timespec lives in the same
-        // entry, which is freed only after both completions.
-        unsafe { push(ring, &[send, expire.user_data(token(Op::Expire, key))]) };
+        // that output until the send's completion clears `sending`.
+        unsafe { push(ring, &[send]) };
     }
 
-    /// Submits a recv into a buffer of the ring's group, with the connection's deadline.
-    pub(super) fn submit_recv(&mut self, ring: &mut IoUring, group: u16, key: usize, now: Instant) {
-        let recv = opcode::Recv::new(Fd(self.stream.as_raw_fd()), ptr::null_mut(), LEN as u32)
-            .buf_group(group)
-            .build()
-            .flags(Flags::BUFFER_SELECT)
-            .user_data(token(Op::Recv, key));
-        self.io = Some(Op::Recv);
-        let Some(at) = self.conn.poll_timeout() else {
-            self.inflight += 1;
-            // SAFETY: the recv names no memory of ours: the kernel picks a buffer of the
-            // registered group, which stays registered while the ring has requests.
-            return unsafe { push(ring, &[recv]) };
+    /// Arms a recv into buffers of the ring's group: multishot (it stays armed until it fails,
+    /// is cancelled or the peer closes), or one recv where the kernel refuses that.
+    pub(super) fn submit_recv(&mut self, ring: &mut IoUring, group: u16, key: usize, multi: bool) {
+        let fd = Fd(self.stream.as_raw_fd());
+        let recv = if multi {
+            opcode::RecvMulti::new(fd, group).build()
+        } else {
+            opcode::Recv::new(fd, ptr::null_mut(), LEN as u32)
+                .buf_group(group)
+                .build()
+                .flags(Flags::BUFFER_SELECT)
         };
-        self.io_ts = at.saturating_duration_since(now).into();
-        let expire = opcode::LinkTimeout::new(&self.io_ts).build();
-        self.inflight += 2;
-        // SAFETY: the recv names no memory of ours (as above); the timespec lives in the boxed
-        // entry, which is freed only after both completions.
-        unsafe {
-            push(
-                ring,
-                &[
-                    recv.flags(Flags::IO_LINK),
-                    expire.user_data(token(Op::Expire, key)),
-                ],
-            )
-        };
+        self.recv = Recv::Armed;
+        self.inflight += 1;
+        // SAFETY: the recv names no memory of ours: the kernel picks a buffer of the registered
+        // group, which stays registered while the ring has requests.
+        unsafe { push(ring, &[recv.user_data(token(Op::Recv, key))]) };
     }
 }
 
 /// Counts and queues one answer (the last one, Connection: close, when stopping).
-fn respond(ctx: &Ctx, conn: &mut Connection, req: &Request, resp: &Response, started: Instant) {
+fn respond(
+    ctx: &Ctx,
+    conn: &mut Connection,
+    req: &Request,
+    resp: &Response,
+    started: Instant,
+    now: Instant,
+) {
     ctx.record(req, resp, started);
     if crate::shutdown::get().requested() {
         conn.shutdown();
     }
-    conn.respond(resp, Instant::now());
+    conn.respond(resp, now);
 }

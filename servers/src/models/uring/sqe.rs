@@ -23,15 +23,13 @@ pub enum Op {
     Recv,
     /// A connection's send.
     Send,
-    /// The link timeout of a recv or send.
-    Expire,
     /// The timer of a `Reply::Delayed`.
     Delay,
     /// An `AsyncCancel` or `TimeoutRemove`: nothing to do when it completes.
     Cancel,
 }
 
-const OPS: [Op; 12] = [
+const OPS: [Op; 11] = [
     Op::Accept,
     Op::Handoff,
     Op::HandedOff,
@@ -41,7 +39,6 @@ const OPS: [Op; 12] = [
     Op::Backoff,
     Op::Recv,
     Op::Send,
-    Op::Expire,
     Op::Delay,
     Op::Cancel,
 ];
@@ -57,7 +54,7 @@ pub fn untoken(user_data: u64) -> (Op, usize) {
     (op.unwrap_or(Op::Cancel), (user_data >> 8) as usize)
 }
 
-/// Queues SQEs (all or none, so linked pairs stay together), submitting first if the queue is full.
+/// Queues SQEs (all or none), submitting first if the queue is full.
 ///
 /// # Safety
 /// Every buffer, timespec and descriptor the SQEs name must stay valid until their completions.

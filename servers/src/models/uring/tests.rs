@@ -65,6 +65,45 @@ fn answers_pipelined_requests_in_order_across_a_delay() {
 }
 
 #[test]
+fn answers_a_pipelined_flood_sent_while_an_answer_cannot_leave() {
+    let Some(addr) = start(&["--threads=1"]) else {
+        return;
+    };
+    // A megabyte answer the client does not read yet, so its send stays in flight while the
+    // rest arrives: more requests than the recv may park, which makes it stop and start again.
+    let mut stream = connect(addr);
+    let mut flood = b"GET /stream?chunks=1000&size=1000 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    for _ in 0..2000 {
+        flood.extend_from_slice(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    }
+    flood.extend_from_slice(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(&flood).expect("send");
+    std::thread::sleep(Duration::from_millis(300));
+    let got = read_to_close(stream);
+    assert_eq!(got.matches("HTTP/1.1 200 OK").count(), 2002);
+    assert_eq!(got.matches("Hello, World!").count(), 2001);
+}
+
+#[test]
+fn closes_a_client_that_stops_reading_after_the_body_timeout() {
+    let Some(addr) = start(&["--body-timeout=0.3"]) else {
+        return;
+    };
+    let mut stream = connect(addr);
+    stream
+        .write_all(b"GET /stream?chunks=10000&size=1000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    std::thread::sleep(Duration::from_secs(1));
+    // What the kernels buffered arrives, then the end: the server gave up on the rest.
+    let mut got = Vec::new();
+    match stream.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+    assert!(got.len() < 10_000_000, "all {} bytes came", got.len());
+}
+
+#[test]
 fn answers_408_to_a_head_that_stops_arriving() {
     let Some(addr) = start(&["--header-timeout=0.2"]) else {
         return;

@@ -3,6 +3,7 @@
 
 use super::accept::Acceptor;
 use super::bufring::BufRing;
+use super::deadlines::{Deadlines, Lingering};
 use super::entry::Entry;
 use super::sqe::{push, token, untoken, Op};
 use super::wake::Wake;
@@ -11,7 +12,7 @@ use crate::acceptor::ConnGuard;
 use crate::server::{shed, Ctx};
 use crate::shutdown;
 use common::Connection;
-use io_uring::types::{CancelBuilder, Fd, Timespec};
+use io_uring::types::{CancelBuilder, Fd, SubmitArgs, Timespec};
 use io_uring::{opcode, IoUring};
 use slab::Slab;
 use std::io;
@@ -29,6 +30,14 @@ pub struct Worker<'a> {
     pub(super) bufs: BufRing,
     acceptor: Acceptor,
     pub(super) conns: Slab<Box<Entry>>,
+    /// Handed to each new entry, so the deadline heap can tell it from an earlier one.
+    serial: u64,
+    pub(super) deadlines: Deadlines,
+    pub(super) lingering: Lingering,
+    /// The time, read once per turn of the loop.
+    pub(super) now: Instant,
+    /// Until the kernel refuses it: recvs stay armed over many completions.
+    pub(super) multishot_recv: bool,
     pub(super) wake: Arc<Wake>,
     /// Where the eventfd read lands: boxed, so it stays put while the read is in flight.
     wake_buf: Box<u64>,
@@ -64,6 +73,11 @@ impl<'a> Worker<'a> {
             bufs,
             acceptor: Acceptor::new(listener, if index == 0 { peers } else { Vec::new() }),
             conns: Slab::new(),
+            serial: 0,
+            deadlines: Deadlines::default(),
+            lingering: Lingering::default(),
+            now: Instant::now(),
+            multishot_recv: true,
             wake: Arc::new(wake),
             wake_buf: Box::new(0),
             grace_ts: Box::new(ctx.grace().into()),
@@ -86,11 +100,25 @@ impl<'a> Worker<'a> {
         self.arm_wake();
         let mut cqes = Vec::with_capacity(CQ_ENTRIES as usize);
         while !(self.expired || self.draining && self.conns.is_empty()) {
-            if let Err(e) = self.ring.submit_and_wait(1) {
-                if !matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) {
+            // Submit, and wait for a completion or the next deadline. ETIME: the deadline came.
+            let next = [self.deadlines.next(), self.lingering.next()];
+            let waited = match next.into_iter().flatten().min() {
+                Some(at) => {
+                    let ts = Timespec::from(at.saturating_duration_since(self.now));
+                    let args = SubmitArgs::new().timespec(&ts);
+                    self.ring.submitter().submit_with_args(1, &args)
+                }
+                None => self.ring.submit_and_wait(1),
+            };
+            if let Err(e) = waited {
+                if !matches!(
+                    e.raw_os_error(),
+                    Some(libc::EINTR | libc::EBUSY | libc::ETIME)
+                ) {
                     return Err(e);
                 }
             }
+            self.now = Instant::now();
             cqes.extend(
                 self.ring
                     .completion()
@@ -99,6 +127,8 @@ impl<'a> Worker<'a> {
             for (user_data, result, flags) in cqes.drain(..) {
                 self.complete(user_data, result, flags);
             }
+            self.expire(self.now);
+            self.release_idle(self.now);
         }
         self.finish();
         Ok(())
@@ -136,7 +166,6 @@ impl<'a> Worker<'a> {
             Op::Backoff => self.acceptor.on_backoff(&mut self.ring),
             Op::Recv => self.on_recv(key, result, flags),
             Op::Send => self.on_send(key, result),
-            Op::Expire => self.on_expire(key),
             Op::Delay => self.on_delay(key),
             Op::Cancel => {}
         }
@@ -153,9 +182,11 @@ impl<'a> Worker<'a> {
             return;
         }
         let _ = stream.set_nodelay(true);
-        let conn = Connection::new(self.ctx.limits, Instant::now(), SystemTime::now());
+        let conn = Connection::new(self.ctx.limits, self.now, SystemTime::now());
         let guard = ConnGuard::new(self.ctx.counters);
-        let key = self.conns.insert(Box::new(Entry::new(stream, conn, guard)));
+        self.serial += 1;
+        let entry = Entry::new(stream, conn, self.serial, guard);
+        let key = self.conns.insert(Box::new(entry));
         self.drive(key);
     }
 
