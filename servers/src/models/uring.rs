@@ -37,9 +37,7 @@
 //! kernel picks a buffer only when bytes arrive, and we copy them into the connection and give the
 //! buffer back at once. An idle connection holds no buffer, only its entry with the `Connection`'s
 //! buffers released, about 500 bytes (measured: 600-900 bytes of RSS per idle connection with
-//! 10,000 open, the share of the buffer pool included). The `Connection`'s buffers go 2 ms after
-//! it fell idle, not at once: a client sending one request after another keeps them, and does not
-//! pay an allocation, a zeroing and a free per request. The other way, a `POLL_ADD` on idle
+//! 10,000 open, the share of the buffer pool included). The other way, a `POLL_ADD` on idle
 //! connections and then a recv into a pooled buffer, avoids the copy but costs every request one
 //! more trip through the ring.
 //!

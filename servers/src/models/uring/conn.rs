@@ -52,12 +52,8 @@ impl Worker<'_> {
                         let group = self.bufs.group();
                         e.submit_recv(&mut self.ring, group, key, self.multishot_recv);
                     }
-                    // Idle between requests: the read and write buffers go back unless the next
-                    // request comes soon.
-                    if e.conn.is_idle() {
-                        self.lingering
-                            .add(&mut e.lingering, self.now, key, e.serial);
-                    }
+                    // Idle between requests: give the read and write buffers back.
+                    e.conn.release_buffers();
                 }
                 Want::Close => return self.close(key),
                 Want::Wait | Want::Handle => {}
@@ -83,16 +79,6 @@ impl Worker<'_> {
                 // The connection applies its own (408, or a quiet close when idle).
                 Some(at) if at <= now => self.drive(key),
                 later => self.deadlines.schedule(&mut e.queued, later, key, serial),
-            }
-        }
-    }
-
-    /// Gives back the buffers of the connections that stayed idle since they were listed.
-    pub(super) fn release_idle(&mut self, now: Instant) {
-        while let Some((key, serial)) = self.lingering.pop_due(now) {
-            if let Some(e) = self.conns.get_mut(key).filter(|e| e.serial == serial) {
-                e.lingering = false;
-                e.conn.release_buffers(); // only if it is still idle
             }
         }
     }

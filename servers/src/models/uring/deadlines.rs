@@ -8,19 +8,10 @@
 //! costs about one heap push per keep-alive period, not one per request. Items whose entry is
 //! gone, or was queued again since, are dropped as they come up: the serial number tells an entry
 //! from a later one that reuses its slab key, and `queued` tells the live item from older ones.
-//!
-//! The same loop gives idle connections' buffers back, a moment late: `Lingering` lists each
-//! connection that went idle, in order, and once it has been listed for `LINGER` its buffers go if
-//! it is still idle. A connection busy with one request after another keeps its buffers between
-//! them, rather than freeing and allocating them on every request.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
-use std::time::{Duration, Instant};
-
-/// How long an idle connection keeps its buffers: a few times the gap between the requests of a
-/// busy client, short enough that 10,000 idle connections cost what they did.
-const LINGER: Duration = Duration::from_millis(2);
+use std::collections::BinaryHeap;
+use std::time::Instant;
 
 /// When, which slab key, and which entry under that key.
 type Item = (Instant, usize, u64);
@@ -61,34 +52,5 @@ impl Deadlines {
             return None;
         }
         self.heap.pop().map(|Reverse(item)| item)
-    }
-}
-
-/// Connections that went idle, the earliest first: when each one's buffers are due to go.
-#[derive(Default)]
-pub struct Lingering {
-    list: VecDeque<Item>,
-}
-
-impl Lingering {
-    /// Lists entry `key` (serial `serial`), idle since `now`, unless it is listed already.
-    pub fn add(&mut self, listed: &mut bool, now: Instant, key: usize, serial: u64) {
-        if !*listed {
-            *listed = true;
-            self.list.push_back((now + LINGER, key, serial));
-        }
-    }
-
-    /// When the first listed connection is due.
-    pub fn next(&self) -> Option<Instant> {
-        self.list.front().map(|(at, _, _)| *at)
-    }
-
-    /// Takes the first listed connection if it is due at `now`: its key and serial.
-    pub fn pop_due(&mut self, now: Instant) -> Option<(usize, u64)> {
-        if self.next()? > now {
-            return None;
-        }
-        self.list.pop_front().map(|(_, key, serial)| (key, serial))
     }
 }

@@ -42,8 +42,6 @@ pub struct Entry {
     pub(super) parked: Parked,
     /// The peer's EOF arrived behind the parked buffers.
     pub(super) parked_eof: bool,
-    /// Listed to have its buffers released if it stays idle.
-    pub(super) lingering: bool,
     /// Completions still to come, plus a compute job out on rayon.
     pub(super) inflight: u32,
     pub(super) closing: bool,
@@ -92,7 +90,6 @@ impl Entry {
             queued: None,
             parked: Parked::default(),
             parked_eof: false,
-            lingering: false,
             inflight: 0,
             closing: false,
             pending: None,

@@ -3,7 +3,7 @@
 
 use super::accept::Acceptor;
 use super::bufring::BufRing;
-use super::deadlines::{Deadlines, Lingering};
+use super::deadlines::Deadlines;
 use super::entry::Entry;
 use super::sqe::{push, token, untoken, Op};
 use super::wake::Wake;
@@ -33,7 +33,6 @@ pub struct Worker<'a> {
     /// Handed to each new entry, so the deadline heap can tell it from an earlier one.
     serial: u64,
     pub(super) deadlines: Deadlines,
-    pub(super) lingering: Lingering,
     /// The time, read once per turn of the loop.
     pub(super) now: Instant,
     /// Until the kernel refuses it: recvs stay armed over many completions.
@@ -75,7 +74,6 @@ impl<'a> Worker<'a> {
             conns: Slab::new(),
             serial: 0,
             deadlines: Deadlines::default(),
-            lingering: Lingering::default(),
             now: Instant::now(),
             multishot_recv: true,
             wake: Arc::new(wake),
@@ -101,8 +99,7 @@ impl<'a> Worker<'a> {
         let mut cqes = Vec::with_capacity(CQ_ENTRIES as usize);
         while !(self.expired || self.draining && self.conns.is_empty()) {
             // Submit, and wait for a completion or the next deadline. ETIME: the deadline came.
-            let next = [self.deadlines.next(), self.lingering.next()];
-            let waited = match next.into_iter().flatten().min() {
+            let waited = match self.deadlines.next() {
                 Some(at) => {
                     let ts = Timespec::from(at.saturating_duration_since(self.now));
                     let args = SubmitArgs::new().timespec(&ts);
@@ -128,7 +125,6 @@ impl<'a> Worker<'a> {
                 self.complete(user_data, result, flags);
             }
             self.expire(self.now);
-            self.release_idle(self.now);
         }
         self.finish();
         Ok(())
