@@ -37,9 +37,11 @@
 //! kernel picks a buffer only when bytes arrive, and we copy them into the connection and give the
 //! buffer back at once. An idle connection holds no buffer, only its entry with the `Connection`'s
 //! buffers released, about 500 bytes (measured: 600-900 bytes of RSS per idle connection with
-//! 10,000 open, the share of the buffer pool included). The other way, a `POLL_ADD` on idle
-//! connections and then a recv into a pooled buffer, avoids the copy but costs every request one
-//! more trip through the ring.
+//! 10,000 open, the share of the buffer pool included). The `Connection`'s buffers go to a few
+//! spare ones per ring ([`common::Spare`]) that the next connection with input takes, so a client
+//! sending one request after another costs no allocation per request. The other way, a
+//! `POLL_ADD` on idle connections and then a recv into a pooled buffer, avoids the copy but costs
+//! every request one more trip through the ring.
 //!
 //! What it costs: that copy, and the most `unsafe` code in the zoo, because the kernel reads and
 //! writes our memory after the call returned (each submission says why its memory outlives it).

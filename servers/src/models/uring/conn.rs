@@ -35,6 +35,7 @@ impl Worker<'_> {
                 Want::Read if e.parked.len() > 0 || e.parked_eof => {
                     // What came while the connection could not take it, in order.
                     while let Some((id, n)) = self.bufs.unpark(&mut e.parked) {
+                        e.conn.reuse_buffers(&mut self.spare);
                         e.conn.feed(self.bufs.get(id, n), self.now);
                         self.bufs.give_back(id);
                     }
@@ -52,8 +53,9 @@ impl Worker<'_> {
                         let group = self.bufs.group();
                         e.submit_recv(&mut self.ring, group, key, self.multishot_recv);
                     }
-                    // Idle between requests: give the read and write buffers back.
-                    e.conn.release_buffers();
+                    // Idle between requests: the read and write buffers go back, to the spare
+                    // ones the next connection with input takes.
+                    e.conn.release_buffers_into(&mut self.spare);
                 }
                 Want::Close => return self.close(key),
                 Want::Wait | Want::Handle => {}
@@ -127,6 +129,7 @@ impl Worker<'_> {
                 return; // the send's completion or the answer drives it
             }
             (n, Some(id)) if n > 0 => {
+                e.conn.reuse_buffers(&mut self.spare);
                 e.conn.feed(self.bufs.get(id, n as usize), self.now);
                 self.bufs.give_back(id);
             }

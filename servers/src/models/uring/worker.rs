@@ -11,7 +11,7 @@ use super::{new_ring, Rings, BUFFER_GROUP, CQ_ENTRIES};
 use crate::acceptor::ConnGuard;
 use crate::server::{shed, Ctx};
 use crate::shutdown;
-use common::Connection;
+use common::{Connection, Spare};
 use io_uring::types::{CancelBuilder, Fd, SubmitArgs, Timespec};
 use io_uring::{opcode, IoUring};
 use slab::Slab;
@@ -30,6 +30,8 @@ pub struct Worker<'a> {
     pub(super) bufs: BufRing,
     acceptor: Acceptor,
     pub(super) conns: Slab<Box<Entry>>,
+    /// Buffers idle connections gave back, lent to the next that has input.
+    pub(super) spare: Spare,
     /// Handed to each new entry, so the deadline heap can tell it from an earlier one.
     serial: u64,
     pub(super) deadlines: Deadlines,
@@ -72,6 +74,7 @@ impl<'a> Worker<'a> {
             bufs,
             acceptor: Acceptor::new(listener, if index == 0 { peers } else { Vec::new() }),
             conns: Slab::new(),
+            spare: Spare::new(),
             serial: 0,
             deadlines: Deadlines::default(),
             now: Instant::now(),
