@@ -23,8 +23,10 @@ use std::ptr;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// A connection and what the ring has in flight for it. Boxed in the slab, so the timespec a
-/// `Reply::Delayed` timer points at stays put while the slab grows.
+/// A connection and what the ring has in flight for it. Boxed in the slab: a slab of 10,000
+/// entries inline grows by copying, and the old copies stay resident (measured: 1,033 bytes per
+/// idle connection instead of 604). Nothing an SQE points at lives in it directly (the output a
+/// send names is the connection's heap buffer, a delayed answer's timespec is in its `Pending`).
 pub struct Entry {
     stream: TcpStream,
     pub(super) conn: Connection,
@@ -47,7 +49,6 @@ pub struct Entry {
     pub(super) closing: bool,
     /// The request the service is answering in its own time.
     pending: Option<Box<Pending>>,
-    delay_ts: Timespec,
     _guard: ConnGuard,
 }
 
@@ -66,6 +67,8 @@ struct Pending {
     req: Request,
     started: Instant,
     answer: Answer,
+    /// A `Reply::Delayed`'s wait, which its `Timeout` SQE points at.
+    delay: Timespec,
 }
 
 enum Answer {
@@ -93,7 +96,6 @@ impl Entry {
             inflight: 0,
             closing: false,
             pending: None,
-            delay_ts: Timespec::new(),
             _guard: guard,
         }
     }
@@ -133,32 +135,33 @@ impl Entry {
                 return;
             };
             let started = now;
-            let answer = match ctx.answer(&req) {
+            let (answer, delay) = match ctx.answer(&req) {
                 Reply::Ready(resp) => {
                     respond(ctx, &mut self.conn, &req, &resp, started, now);
                     continue;
                 }
-                Reply::Delayed(wait, resp) => {
-                    self.delay_ts = wait.into();
-                    self.inflight += 1;
-                    let timer = opcode::Timeout::new(&self.delay_ts).build();
-                    // SAFETY: the timespec lives in the boxed entry, freed only after this
-                    // timer's completion (and the kernel copies it at submission anyway).
-                    unsafe { push(ring, &[timer.user_data(token(Op::Delay, key))]) };
-                    Answer::Timer(resp)
-                }
+                Reply::Delayed(wait, resp) => (Answer::Timer(resp), Some(wait)),
                 Reply::Compute(job) => {
                     self.inflight += 1;
                     let wake = wake.clone();
                     rayon::spawn(move || wake.post(key, run_job(job)));
-                    Answer::Rayon
+                    (Answer::Rayon, None)
                 }
             };
-            self.pending = Some(Box::new(Pending {
+            let pending = self.pending.insert(Box::new(Pending {
                 req,
                 started,
                 answer,
+                delay: delay.map_or_else(Timespec::new, Timespec::from),
             }));
+            if delay.is_some() {
+                self.inflight += 1;
+                let timer = opcode::Timeout::new(&pending.delay).build();
+                // SAFETY: the timespec is in the boxed `Pending`, which stays until this timer
+                // has completed (its answer is taken only then, and the entry goes only once
+                // nothing is in flight); the kernel copies it at submission anyway.
+                unsafe { push(ring, &[timer.user_data(token(Op::Delay, key))]) };
+            }
         }
     }
 
@@ -205,8 +208,8 @@ impl Entry {
         self.sending = true;
         self.send_deadline = deadline;
         self.inflight += 1;
-        // SAFETY: the bytes are the connection's output, in the boxed entry; nothing changes
-        // that output until the send's completion clears `sending`.
+        // SAFETY: the bytes are the connection's output, a heap buffer that stays put when the
+        // entry moves; nothing changes that output until the send's completion clears `sending`.
         unsafe { push(ring, &[send]) };
     }
 
