@@ -36,8 +36,8 @@
 //! recv names a provided-buffer ring instead (`IORING_REGISTER_PBUF_RING`, 2 MiB per ring): the
 //! kernel picks a buffer only when bytes arrive, and we copy them into the connection and give the
 //! buffer back at once. An idle connection holds no buffer, only its entry with the `Connection`'s
-//! buffers released, about 500 bytes (measured: 600-900 bytes of RSS per idle connection with
-//! 10,000 open, the share of the buffer pool included). The `Connection`'s buffers go to a few
+//! buffers released, about 400 bytes (measured: 477 bytes of RSS per idle connection with
+//! 10,000 open, its deadline in the heap and the share of the buffer pool included). The `Connection`'s buffers go to a few
 //! spare ones per ring ([`common::Spare`]) that the next connection with input takes, so a client
 //! sending one request after another costs no allocation per request. The other way, a
 //! `POLL_ADD` on idle connections and then a recv into a pooled buffer, avoids the copy but costs
