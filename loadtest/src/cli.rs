@@ -126,8 +126,8 @@ pub struct CompareArgs {
     )]
     pub models: String,
 
-    /// Scenarios, comma-separated, or `all`: plaintext, json, io-wait, blocking-call, cpu-mix,
-    /// churn, c10k, slowloris, upload.
+    /// Scenarios, comma-separated, or `all`: plaintext, json, pipelined, io-wait, blocking-call,
+    /// cpu-mix, churn, c10k, slowloris, upload.
     #[arg(long, default_value = "all", value_name = "LIST|all")]
     pub scenarios: String,
 
@@ -174,8 +174,8 @@ pub struct CompareArgs {
     #[arg(long, value_parser = parse_duration)]
     pub warmup: Option<Duration>,
 
-    /// Connections of the plaintext and json sweep, comma-separated [default: 1,16,64,256,1024;
-    /// with --quick 1,64,1024].
+    /// Connections of the plaintext, json and pipelined sweep, comma-separated [default:
+    /// 1,16,64,256,1024; with --quick 1,64,1024].
     #[arg(long, value_name = "LIST", value_parser = parse_counts)]
     pub concurrency: Option<Numbers>,
 

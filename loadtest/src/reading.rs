@@ -19,7 +19,7 @@ struct Fig<'a> {
 pub fn reading(scenario: &str, cells: &[&Cell]) -> Vec<String> {
     let variants = variants_of(cells);
     let mut out = match scenario {
-        "plaintext" | "json" => sweep(cells, &variants),
+        "plaintext" | "json" | "pipelined" => sweep(cells, &variants),
         "io-wait" | "blocking-call" => against_ideal(scenario, cells, &variants),
         "cpu-mix" => cpu_mix(cells, &variants),
         "c10k" => c10k(cells, &variants),

@@ -85,7 +85,7 @@ pub struct Setup {
     pub duration_s: f64,
     /// Warm-up seconds before each measured run (its responses are counted apart).
     pub warmup_s: f64,
-    /// The concurrency sweep of plaintext and json.
+    /// The concurrency sweep of plaintext, json and pipelined.
     pub concurrency: Vec<usize>,
     /// Idle connections of c10k.
     pub idle_connections: usize,

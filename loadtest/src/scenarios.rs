@@ -49,6 +49,8 @@ const NORMAL_SLOTS: usize = 10;
 const UPLOAD_BYTES: usize = 64 * 1024;
 const UPLOAD_CHUNK: usize = 8 * 1024;
 const UPLOAD_CONNECTIONS: usize = 16;
+/// pipelined: requests in flight on each connection (TechEmpower's plaintext test sends 16).
+const PIPELINE_DEPTH: usize = 16;
 
 /// The scenarios, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +59,8 @@ pub enum Scenario {
     Plaintext,
     /// `GET /json` over a concurrency sweep.
     Json,
+    /// `GET /plaintext` over the same sweep, 16 requests in flight per connection.
+    Pipelined,
     /// `GET /sleep?ms=20` on a thousand connections.
     IoWait,
     /// `GET /block?ms=10`: a blocking call inside the handler.
@@ -75,9 +79,10 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in order.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Plaintext,
         Scenario::Json,
+        Scenario::Pipelined,
         Scenario::IoWait,
         Scenario::BlockingCall,
         Scenario::CpuMix,
@@ -92,6 +97,7 @@ impl Scenario {
         match self {
             Scenario::Plaintext => "plaintext",
             Scenario::Json => "json",
+            Scenario::Pipelined => "pipelined",
             Scenario::IoWait => "io-wait",
             Scenario::BlockingCall => "blocking-call",
             Scenario::CpuMix => "cpu-mix",
@@ -113,6 +119,7 @@ impl Scenario {
             self,
             Scenario::Plaintext
                 | Scenario::Json
+                | Scenario::Pipelined
                 | Scenario::Churn
                 | Scenario::C10k
                 | Scenario::Slowloris
@@ -151,6 +158,18 @@ impl Scenario {
                     list(&s.concurrency)
                 ),
                 "the same as plaintext with a JSON body: a second look at the per-request cost"
+                    .to_string(),
+            ),
+            Scenario::Pipelined => (
+                format!(
+                    "`GET /plaintext` over keep-alive connections, each keeping \
+                     {PIPELINE_DEPTH} requests in flight (HTTP/1.1 pipelining, as in \
+                     TechEmpower's plaintext test), at {} connections",
+                    list(&s.concurrency)
+                ),
+                "whether a server answers a batch of pipelined requests with one write or \
+                 with a write per answer: the generator's cost per request falls a lot under \
+                 pipelining, so here the server, not the generator, sets the rate"
                     .to_string(),
             ),
             Scenario::IoWait => (
@@ -238,7 +257,7 @@ impl Scenario {
     /// The cells of this scenario: a label and the main load's connections.
     pub fn variants(self, s: &Settings) -> Vec<(String, usize)> {
         match self {
-            Scenario::Plaintext | Scenario::Json => s
+            Scenario::Plaintext | Scenario::Json | Scenario::Pipelined => s
                 .concurrency
                 .iter()
                 .map(|&c| (format!("c={c}"), c))
@@ -297,7 +316,7 @@ pub struct Settings {
     pub warmup: Duration,
     /// Generator threads per load (at most its connections).
     pub threads: usize,
-    /// The sweep of plaintext and json.
+    /// The sweep of plaintext, json and pipelined.
     pub concurrency: Vec<usize>,
     /// c10k's idle connections.
     pub idle: usize,
@@ -386,6 +405,11 @@ fn plain_loads(
     Ok(match scenario {
         Scenario::Plaintext => vec![("main", get("/plaintext", connections, false, 5)?)],
         Scenario::Json => vec![("main", get("/json", connections, false, 5)?)],
+        Scenario::Pipelined => {
+            let mut pipelined = get("/plaintext", connections, false, 5)?;
+            pipelined.pipeline = PIPELINE_DEPTH;
+            vec![("main", pipelined)]
+        }
         Scenario::IoWait => vec![(
             "main",
             get(&format!("/sleep?ms={SLEEP_MS}"), connections, false, 10)?,
@@ -985,8 +1009,30 @@ mod tests {
     }
 
     #[test]
-    fn every_scenario_has_a_name_variants_and_words() {
-        let s = Settings {
+    fn only_pipelined_keeps_many_requests_in_flight() {
+        let ep = Endpoint {
+            name: "zoo".to_string(),
+            addr: "127.0.0.1:8080".parse().expect("valid address"),
+            authority: "127.0.0.1:8080".to_string(),
+            base: String::new(),
+            pid: None,
+            zoo: true,
+        };
+        let s = settings();
+        let depth = |scenario| {
+            let loads = plain_loads(scenario, "c=64", 64, &ep, &s).expect("a plain load");
+            assert_eq!(loads.len(), 1);
+            let (_, load) = &loads[0];
+            assert!(load.request.starts_with(b"GET /plaintext HTTP/1.1\r\n"));
+            assert!(!load.close);
+            load.pipeline
+        };
+        assert_eq!(depth(Scenario::Plaintext), 1);
+        assert_eq!(depth(Scenario::Pipelined), PIPELINE_DEPTH);
+    }
+
+    fn settings() -> Settings {
+        Settings {
             duration: Duration::from_secs(1),
             warmup: Duration::ZERO,
             threads: 1,
@@ -994,14 +1040,21 @@ mod tests {
             idle: 100,
             slow_clients: 10,
             sample_period: Duration::from_millis(100),
-        };
+        }
+    }
+
+    #[test]
+    fn every_scenario_has_a_name_variants_and_words() {
+        let s = settings();
         for scenario in Scenario::ALL {
             assert_eq!(Scenario::parse(scenario.name()), Some(scenario));
             assert!(!scenario.variants(&s).is_empty());
             let info = scenario.info(&s);
             assert!(!info.load.is_empty() && !info.shows.is_empty());
         }
+        assert_eq!(Scenario::ALL.len(), 10);
         assert_eq!(Scenario::Plaintext.variants(&s).len(), 2);
+        assert_eq!(Scenario::Pipelined.variants(&s).len(), 2);
         assert_eq!(Scenario::parse("nope"), None);
     }
 }

@@ -19,7 +19,14 @@ use std::time::{Duration, Instant};
 use support::TempDir;
 
 /// The scenarios of this test: one of each kind of load, quick enough for CI.
-const SCENARIOS: [&str; 5] = ["plaintext", "io-wait", "churn", "upload", "slowloris"];
+const SCENARIOS: [&str; 6] = [
+    "plaintext",
+    "pipelined",
+    "io-wait",
+    "churn",
+    "upload",
+    "slowloris",
+];
 /// The whole comparison must end well within this (it takes about a minute in a debug build).
 const LIMIT: Duration = Duration::from_secs(240);
 
@@ -175,8 +182,7 @@ fn quick_compare_of_three_models() {
     assert!(results["versions"]["zoo"].is_string());
     let cells = results["cells"].as_array().expect("cells");
     let variants = |scenario: &str| match scenario {
-        "plaintext" => 2,
-        "upload" => 2,
+        "plaintext" | "pipelined" | "upload" => 2,
         _ => 1,
     };
     for model in &models {
@@ -253,6 +259,7 @@ fn quick_compare_of_three_models() {
     for stem in [
         "plaintext-throughput",
         "plaintext-latency",
+        "pipelined-throughput",
         "io-wait-latency",
         "upload-chunked-latency",
         "slowloris-latency",
