@@ -12,7 +12,7 @@ help:
 	@echo "make conformance                            replay ../shared/conformance against every model"
 	@echo "make build                                  release binaries in target/release"
 	@echo "make compare / compare-quick                every model through every scenario: results/<time>/"
-	@echo "make bench                                  plaintext at 64 connections and c10k, with nginx ratios"
+	@echo "make bench                                  plaintext (and pipelined) at 64 connections and c10k, with nginx ratios"
 	@echo "make bench-c10k / soak / fuzz               idle-connection RSS, 1M-request soak, fuzz the core"
 	@echo "make docker-build / docker-compare / docker-test / docker-clean"
 

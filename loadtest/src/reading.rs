@@ -449,8 +449,13 @@ fn baseline_sentence(cells: &[&Cell], variants: &[&str]) -> Option<String> {
         _ if variants.len() > 1 => format!(" ({v})"),
         _ => String::new(),
     };
+    let verdict = if ratio >= 1.0 {
+        "the best was"
+    } else {
+        "the closest was"
+    };
     Some(format!(
-        "Against nginx, the closest was {name}, at {ratio:.2}× its throughput{at}."
+        "Against nginx, {verdict} {name}, at {ratio:.2}× its throughput{at}."
     ))
 }
 
