@@ -33,7 +33,7 @@
 //!
 //! Buffers are the crux of a completion model: the kernel needs the memory a recv fills before
 //! any data exists, so naively each of 10,000 idle keep-alive connections pins a buffer. Here a
-//! recv names a provided-buffer ring instead (`IORING_REGISTER_PBUF_RING`, 2 MiB per ring): the
+//! recv names a provided-buffer ring instead (`IORING_REGISTER_PBUF_RING`, 512 KiB per ring): the
 //! kernel picks a buffer only when bytes arrive, and we copy them into the connection and give the
 //! buffer back at once. An idle connection holds no buffer, only its entry with the `Connection`'s
 //! buffers released, about 400 bytes (measured: 477 bytes of RSS per idle connection with
