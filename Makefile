@@ -101,7 +101,7 @@ compare-quick: build
 BENCH_MODELS ?= thread,pool,coroutine:threads=1,tokio:threads=1,async-std,smol:threads=1,fork,prefork,select,poll,epoll,nonblocking,sigio,uring:threads=1
 
 bench: build
-	target/release/loadtest compare --models $(BENCH_MODELS) --scenarios plaintext,pipelined,c10k --concurrency 64 \
+	target/release/loadtest compare --models $(BENCH_MODELS) --scenarios plaintext,pipelined,c10k --concurrency 64 --rounds 3 \
 		--baseline nginx --out results/bench-$$(date -u +%Y%m%dT%H%M%SZ) $(COMPARE_ARGS)
 	LOADTEST=target/release/loadtest loadtest/bench-loadgen.sh
 

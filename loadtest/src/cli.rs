@@ -186,6 +186,12 @@ pub struct CompareArgs {
     /// Slow clients of slowloris [default: 500, with --quick 200].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub slow_clients: Option<u32>,
+
+    /// Run every cell this many times, each round going through every target once (so a slow
+    /// minute of a noisy machine falls on all of them), and report each cell's median round by
+    /// req/s; results.json keeps every round's req/s
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub rounds: u32,
 }
 
 /// A list of numbers taken as one value (clap would read a `Vec` as a repeated flag).

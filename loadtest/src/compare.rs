@@ -180,13 +180,14 @@ pub fn compare(args: &CompareArgs) -> Result<(), Box<dyn Error>> {
             zoo: zoo.as_ref().map(|z| z.display().to_string()),
             baseline: args.baseline.map(|_| "nginx".to_string()),
             notes,
+            rounds: args.rounds,
         },
         scenarios: scenarios.iter().map(|s| s.info(&settings)).collect(),
         targets: subjects.iter().map(target_info).collect(),
         cells: Vec::new(),
     };
 
-    let plan = plan_cells(&subjects, &scenarios, &settings);
+    let plan = plan_cells(&subjects, &scenarios, &settings, args.rounds);
     let mut progress = Progress::new(&plan);
     eprintln!(
         "compare: {} target{}, {} scenario{}, {} cells, about {} (results in {})",
@@ -198,44 +199,54 @@ pub fn compare(args: &CompareArgs) -> Result<(), Box<dyn Error>> {
         format_eta(plan.iter().map(|c| c.estimate).sum()),
         out.display()
     );
-    for subject in &subjects {
-        for &scenario in &scenarios {
-            let cells: Vec<&Planned> = plan
-                .iter()
-                .filter(|c| c.subject == subject.name && c.scenario == scenario)
-                .collect();
-            if cells.is_empty() {
-                continue;
-            }
-            if interrupted.load(Ordering::Relaxed) {
-                for c in cells {
-                    results.cells.push(skipped(c, "interrupted"));
-                    progress.done(c, None);
-                }
-                continue;
-            }
-            let log = out.join("logs").join(format!(
-                "{}-{}.log",
-                file_name(&subject.name),
-                scenario.name()
-            ));
-            run_scenario(
-                subject,
-                scenario,
-                &cells,
-                &settings,
-                server_cpus.as_deref(),
-                zoo.as_deref(),
-                &log,
-                &interrupted,
-                &mut progress,
-                &mut results.cells,
-            );
-            results.finished = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-            results.interrupted = interrupted.load(Ordering::Relaxed);
-            write_results(&out, &results)?;
+    let mut measured = Vec::new();
+    let turns = (0..args.rounds)
+        .flat_map(|r| subjects.iter().map(move |s| (r, s)))
+        .flat_map(|(r, s)| scenarios.iter().map(move |&sc| (r, s, sc)));
+    for (round, subject, scenario) in turns {
+        let cells: Vec<&Planned> = plan
+            .iter()
+            .filter(|c| c.round == round && c.subject == subject.name)
+            .filter(|c| c.scenario == scenario)
+            .collect();
+        if cells.is_empty() {
+            continue;
         }
+        if interrupted.load(Ordering::Relaxed) {
+            for c in cells {
+                measured.push(skipped(c, "interrupted"));
+                progress.done(c, None);
+            }
+            continue;
+        }
+        let log = out.join("logs").join(format!(
+            "{}-{}{}.log",
+            file_name(&subject.name),
+            scenario.name(),
+            if args.rounds > 1 {
+                format!("-round{}", round + 1)
+            } else {
+                String::new()
+            }
+        ));
+        run_scenario(
+            subject,
+            scenario,
+            &cells,
+            &settings,
+            server_cpus.as_deref(),
+            zoo.as_deref(),
+            &log,
+            &interrupted,
+            &mut progress,
+            &mut measured,
+        );
+        results.cells = median_rounds(&measured, args.rounds);
+        results.finished = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        results.interrupted = interrupted.load(Ordering::Relaxed);
+        write_results(&out, &results)?;
     }
+    results.cells = median_rounds(&measured, args.rounds);
     progress.finish();
     results.finished = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     results.interrupted = interrupted.load(Ordering::Relaxed);
@@ -295,9 +306,49 @@ fn write_results(dir: &Path, results: &Results) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// Each cell once, its rounds folded into one: the round with the median req/s, carrying every
+/// round's req/s. A cell that failed in any round is reported by its first failed round, so a
+/// failure is never voted away; rounds skipped by an interrupt do not count. Cells keep the order
+/// of their first round.
+fn median_rounds(measured: &[Cell], rounds: u32) -> Vec<Cell> {
+    if rounds <= 1 {
+        return measured.to_vec();
+    }
+    let same = |a: &Cell, b: &Cell| {
+        a.target == b.target && a.scenario == b.scenario && a.variant == b.variant
+    };
+    let mut out: Vec<Cell> = Vec::new();
+    for first in measured {
+        if out.iter().any(|c| same(c, first)) {
+            continue;
+        }
+        // Rounds an interrupt skipped say nothing, unless no round ran at all.
+        let ran: Vec<&Cell> = measured
+            .iter()
+            .filter(|c| same(c, first) && c.status != Status::Skipped)
+            .collect();
+        let all = if ran.is_empty() { vec![first] } else { ran };
+        let rps = |c: &Cell| c.headline.as_ref().map_or(0.0, |h| h.requests_per_s);
+        let chosen = match all.iter().find(|c| c.status != Status::Ok) {
+            Some(failed) => *failed,
+            None => {
+                let mut by_rps = all.clone();
+                by_rps.sort_by(|a, b| rps(a).total_cmp(&rps(b)));
+                by_rps[by_rps.len() / 2]
+            }
+        };
+        let mut cell = chosen.clone();
+        cell.rounds_rps = all.iter().map(|c| rps(c)).collect();
+        out.push(cell);
+    }
+    out
+}
+
 /// One cell of the plan.
 struct Planned {
     index: usize,
+    /// Which round it belongs to (0-based).
+    round: u32,
     subject: String,
     scenario: Scenario,
     variant: String,
@@ -305,22 +356,30 @@ struct Planned {
     estimate: Duration,
 }
 
-fn plan_cells(subjects: &[Subject], scenarios: &[Scenario], s: &Settings) -> Vec<Planned> {
+fn plan_cells(
+    subjects: &[Subject],
+    scenarios: &[Scenario],
+    s: &Settings,
+    rounds: u32,
+) -> Vec<Planned> {
     let mut plan = Vec::new();
-    for subject in subjects {
-        for &scenario in scenarios {
-            if matches!(subject.kind, Kind::Nginx(_)) && !scenario.baseline_applies() {
-                continue;
-            }
-            for (variant, connections) in scenario.variants(s) {
-                plan.push(Planned {
-                    index: plan.len(),
-                    subject: subject.name.clone(),
-                    scenario,
-                    variant,
-                    connections,
-                    estimate: scenario.estimate(s),
-                });
+    for round in 0..rounds {
+        for subject in subjects {
+            for &scenario in scenarios {
+                if matches!(subject.kind, Kind::Nginx(_)) && !scenario.baseline_applies() {
+                    continue;
+                }
+                for (variant, connections) in scenario.variants(s) {
+                    plan.push(Planned {
+                        index: plan.len(),
+                        round,
+                        subject: subject.name.clone(),
+                        scenario,
+                        variant,
+                        connections,
+                        estimate: scenario.estimate(s),
+                    });
+                }
             }
         }
     }
@@ -859,6 +918,37 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn round(target: &str, rps: f64, status: Status) -> Cell {
+        let mut c = Cell::empty(target.into(), "plaintext", "c=64".into(), 64, status, None);
+        c.headline = Some(crate::results::Headline {
+            requests_per_s: rps,
+            ..Default::default()
+        });
+        c
+    }
+
+    #[test]
+    fn rounds_fold_into_the_median_and_a_failure_is_kept() {
+        let measured = vec![
+            round("a", 300.0, Status::Ok),
+            round("b", 10.0, Status::Ok),
+            round("a", 100.0, Status::Ok),
+            round("b", 20.0, Status::Failed),
+            round("a", 200.0, Status::Ok),
+            round("b", 30.0, Status::Skipped),
+        ];
+        let cells = median_rounds(&measured, 3);
+        assert_eq!(cells.len(), 2);
+        assert_eq!(cells[0].target, "a");
+        assert_eq!(cells[0].headline.as_ref().unwrap().requests_per_s, 200.0);
+        assert_eq!(cells[0].rounds_rps, [300.0, 100.0, 200.0]);
+        // b failed in one round: that round is what the report shows; the skipped one is left out.
+        assert_eq!(cells[1].status, Status::Failed);
+        assert_eq!(cells[1].rounds_rps, [10.0, 20.0]);
+        // One round: the cells as measured.
+        assert_eq!(median_rounds(&measured[..2], 1).len(), 2);
+    }
 
     #[test]
     fn scenarios_parse_in_catalogue_order() {

@@ -55,6 +55,7 @@ pub fn render(r: &Results, charts: &ChartSet) -> String {
             );
         }
     }
+    out += &rounds_section(r);
     out += &counts_section(r);
     out += &failures_section(r);
     if !charts.problems.is_empty() {
@@ -108,7 +109,7 @@ fn preamble(r: &Results) -> String {
     );
     let _ = writeln!(
         out,
-        "Each cell: {} measured after a {} warm-up{}{}.\n",
+        "Each cell: {} measured after a {} warm-up{}{}{}.\n",
         seconds(s.duration_s),
         seconds(s.warmup_s),
         if s.quick { " (quick run)" } else { "" },
@@ -116,6 +117,15 @@ fn preamble(r: &Results) -> String {
             "; every scenario gets a freshly started server"
         } else {
             "; running targets given with --target"
+        },
+        if s.rounds > 1 {
+            format!(
+                "; {} rounds, each through every target in turn, and each cell is its median \
+                 round by req/s (every round's figure under \"Rounds\" below)",
+                s.rounds
+            )
+        } else {
+            String::new()
         }
     );
     for note in &s.notes {
@@ -416,6 +426,28 @@ pub fn baseline_rps(cells: &[&Cell], variant: &str) -> Option<f64> {
         .find(|c| c.target == BASELINE && c.variant == variant && c.status == Status::Ok)
         .and_then(|c| c.headline.as_ref())
         .map(|h| h.requests_per_s)
+}
+
+/// Every round's req/s of each cell, when there were several rounds: how much the machine moved.
+fn rounds_section(r: &Results) -> String {
+    if r.setup.rounds <= 1 {
+        return String::new();
+    }
+    let mut out =
+        "## Rounds\n\nreq/s of each round, in order; the table shows the median.\n\n".to_string();
+    for c in r.cells.iter().filter(|c| c.rounds_rps.len() > 1) {
+        let figures: Vec<String> = c.rounds_rps.iter().map(|&x| thousands(x)).collect();
+        let _ = writeln!(
+            out,
+            "- {} · {} {}: {}",
+            c.target,
+            c.scenario,
+            c.variant,
+            figures.join(" / ")
+        );
+    }
+    out.push('\n');
+    out
 }
 
 fn counts_section(r: &Results) -> String {

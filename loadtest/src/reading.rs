@@ -495,6 +495,7 @@ mod tests {
             idle: None,
             slow: None,
             ideal_rps: None,
+            rounds_rps: Vec::new(),
         }
     }
 

@@ -97,6 +97,13 @@ pub struct Setup {
     pub baseline: Option<String>,
     /// Anything about the setup a reader should know (e.g. no pinning on one CPU).
     pub notes: Vec<String>,
+    /// Rounds of every cell (`--rounds`); each cell reported is its median round.
+    #[serde(default = "one")]
+    pub rounds: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// A scenario as the report introduces it.
@@ -170,6 +177,9 @@ pub struct Cell {
     pub slow: Option<SlowStats>,
     /// io-wait and blocking-call: requests per second if every connection waited in parallel.
     pub ideal_rps: Option<f64>,
+    /// With `--rounds` above 1: the req/s of every round, in order (this cell is the median).
+    #[serde(default)]
+    pub rounds_rps: Vec<f64>,
 }
 
 impl Cell {
@@ -198,6 +208,7 @@ impl Cell {
             idle: None,
             slow: None,
             ideal_rps,
+            rounds_rps: Vec::new(),
         }
     }
 }
