@@ -11,7 +11,7 @@ use common::{Connection, Want};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as Side, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 /// What a wait ended with.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub fn serve_with(ctx: &Ctx, mut stream: TcpStream, keep: KeepAlive) {
     // A client that stops reading our answers cannot pin this thread for longer than this.
     let _ = stream.set_write_timeout(Some(ctx.limits.body_timeout));
     let _ = stream.set_nodelay(true);
-    let mut conn = Connection::new(ctx.limits, Instant::now(), SystemTime::now());
+    let mut conn = ctx.connection(Instant::now());
     drive(ctx, &mut stream, &mut conn, keep);
     let _ = stream.shutdown(Side::Write);
 }

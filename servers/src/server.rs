@@ -5,11 +5,48 @@ use crate::cli::Options;
 use common::handler::internal_error;
 use common::service::{Service, ServiceConfig};
 use common::stats::Counters;
-use common::{Handler, Limits, Reply, Request, Response};
+use common::{Connection, Handler, Limits, Reply, Request, Response};
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::ops::{Deref, DerefMut};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Where [`Conn`] counts rejections: the process's `zoo_rejected_total`, set by [`Ctx::new`].
+static REJECTIONS: OnceLock<&'static AtomicU64> = OnceLock::new();
+
+/// A [`Connection`] of this server: when it is dropped, however its driver ended it, a request
+/// the protocol core refused on it (400, 408, 413, 431, 501, 505...) counts in
+/// `zoo_rejected_total`. The service never sees those requests, so no driver has to remember to
+/// count them, and nothing is added per connection (the counter is process-wide).
+#[derive(Debug)]
+pub struct Conn(Connection);
+
+impl Deref for Conn {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.0
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.0
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if self.0.rejection().is_some() {
+            if let Some(rejected) = REJECTIONS.get() {
+                rejected.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
 
 /// The immutable state of one server, shared by all its threads.
 pub struct Ctx {
@@ -43,12 +80,19 @@ impl Ctx {
             per_process,
             debug_routes: opts.debug_routes,
         });
+        // The first server of the process names the counters a rejected connection counts in.
+        let _ = REJECTIONS.set(&counters.rejected_total);
         Ctx {
             opts,
             limits,
             service,
             counters,
         }
+    }
+
+    /// A new connection, accepted now, that counts its rejection when it ends (see [`Conn`]).
+    pub fn connection(&self, now: Instant) -> Conn {
+        Conn(Connection::new(self.limits, now, SystemTime::now()))
     }
 
     /// Asks the service for the answer to `req`. A panicking handler costs its client a 500 and

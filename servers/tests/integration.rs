@@ -6,7 +6,7 @@ mod support;
 use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{for_each_model, parse_responses, read_all, Client, Server};
+use support::{for_each_model, parse_responses, read_all, wait_for, Client, Server};
 
 const SHORT: Duration = Duration::from_millis(1500);
 
@@ -366,6 +366,37 @@ fn info_and_metrics_count_this_server() {
         let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
         assert!(n >= 7.0, "{line}");
         assert!(text.contains("# TYPE zoo_requests_total counter"));
+
+        // Requests the protocol core refuses never reach the service: each one counts in
+        // zoo_rejected_total once its connection is gone, and in no other counter.
+        let rejected = s.metric("zoo_rejected_total");
+        let requests = s.metric("zoo_requests_total");
+        for bad in [
+            &b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n"[..],
+            b"GET / HTTP/7.0\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+        ] {
+            let ex = s.exchange(bad, Duration::from_secs(3));
+            assert!(ex.closed, "{}: a rejection closes", s.model);
+        }
+        let mut reads = 0;
+        let counted = wait_for(Duration::from_secs(3), || {
+            reads += 1;
+            (s.metric("zoo_rejected_total") == rejected + 3).then_some(())
+        });
+        assert!(
+            counted.is_some(),
+            "{}: zoo_rejected_total {} after 3 rejections, {rejected} before",
+            s.model,
+            s.metric("zoo_rejected_total")
+        );
+        // The /metrics reads since (this one included) are the only requests the service saw.
+        assert_eq!(
+            s.metric("zoo_requests_total"),
+            requests + reads + 1,
+            "{}",
+            s.model
+        );
     });
 }
 

@@ -36,7 +36,7 @@ use std::pin::{pin, Pin};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 
 /// What the loops need from a runtime: accept, readiness, read, write and a timer.
@@ -135,7 +135,7 @@ thread_local! {
 /// Serves one connection to its end.
 async fn serve_conn<R: Runtime>(ctx: &Ctx, mut stream: R::Stream, mut stop: watch::Receiver<bool>) {
     let _ = SockRef::from(&stream).set_nodelay(true);
-    let mut conn = Connection::new(ctx.limits, Instant::now(), SystemTime::now());
+    let mut conn = ctx.connection(Instant::now());
     let mut draining = false;
     // Both kept for the connection's life, so a request costs no timer and no waiter of its own.
     let mut stop_notice = pin!(stop_notice(&mut stop));

@@ -67,7 +67,7 @@ use std::net::Shutdown as Side;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Serves until a graceful stop, then drains.
 pub fn run(ctx: Arc<Ctx>, listener: std::net::TcpListener) -> io::Result<()> {
@@ -156,7 +156,7 @@ fn serve(ctx: &Ctx, mut stream: TcpStream, registry: &Registry) {
     let _ = stream.set_nodelay(true);
     // Declared after `stream`, so dropped (unregistered) before the socket closes.
     let slot = registry.insert(stream.as_raw_fd());
-    let mut conn = Connection::new(ctx.limits, Instant::now(), SystemTime::now());
+    let mut conn = ctx.connection(Instant::now());
     let stop = shutdown::get();
     let mut draining = false;
     let mut reader = Reader { wait_first: false };

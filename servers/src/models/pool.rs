@@ -15,9 +15,10 @@
 
 use crate::acceptor::ConnGuard;
 use crate::blocking::{answer_ready, flush};
+use crate::server::Conn;
 use crate::server::{is_resource_error, shed, Ctx};
 use crate::shutdown;
-use common::{Connection, Want};
+use common::Want;
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -28,7 +29,7 @@ use std::io::{self, Read};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use threadpool::ThreadPool;
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -40,7 +41,7 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 /// A connection and what the poller knows of it.
 struct Entry {
     stream: TcpStream,
-    conn: Connection,
+    conn: Conn,
     /// The deadline last put in the heap, to avoid pushing the same one twice.
     queued_deadline: Option<Instant>,
     _guard: ConnGuard,
@@ -163,7 +164,7 @@ impl Poller {
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
-                    let conn = Connection::new(self.ctx.limits, Instant::now(), SystemTime::now());
+                    let conn = self.ctx.connection(Instant::now());
                     let guard = ConnGuard::new(self.ctx.counters);
                     let entry = Entry {
                         stream,

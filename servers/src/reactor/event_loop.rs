@@ -4,10 +4,11 @@
 use super::inbox::{Inbox, Message};
 use super::{Interest, Multiplexer, Token};
 use crate::acceptor::ConnGuard;
+use crate::server::Conn;
 use crate::server::{is_resource_error, shed, Ctx};
 use crate::shutdown;
 use common::handler::run_job;
-use common::{Connection, Reply, Request, Response, Spare, Want};
+use common::{Reply, Request, Response, Spare, Want};
 use slab::Slab;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -16,7 +17,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Tokens of the loop's own descriptors; connections use their slab keys, which never get this high.
 const LISTENER: Token = usize::MAX;
@@ -38,7 +39,7 @@ const SCRATCH_BYTES: usize = 16 * 1024;
 /// One connection. Kept small: ten thousand idle ones should cost a few megabytes.
 struct Entry {
     stream: TcpStream,
-    conn: Connection,
+    conn: Conn,
     /// What the multiplexer reports this socket for.
     interest: Interest,
     /// The earliest connection deadline this entry has in the timer heap.
@@ -259,7 +260,7 @@ impl<M: Multiplexer> Loop<M> {
         if self.draining.is_some() {
             return; // dealt just before the stop: it closes unserved, as a backlogged one would
         }
-        let conn = Connection::new(self.ctx.limits, Instant::now(), SystemTime::now());
+        let conn = self.ctx.connection(Instant::now());
         let slot = self.conns.vacant_entry();
         let key = slot.key();
         if self

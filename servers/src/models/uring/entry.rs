@@ -12,6 +12,7 @@ use super::bufring::{Parked, LEN};
 use super::sqe::{push, token, Op};
 use super::wake::Wake;
 use crate::acceptor::ConnGuard;
+use crate::server::Conn;
 use crate::server::Ctx;
 use common::handler::run_job;
 use common::{Connection, Reply, Request, Response};
@@ -29,7 +30,7 @@ use std::time::Instant;
 /// send names is the connection's heap buffer, a delayed answer's timespec is in its `Pending`).
 pub struct Entry {
     stream: TcpStream,
-    pub(super) conn: Connection,
+    pub(super) conn: Conn,
     /// Tells this entry from an earlier one under the same slab key, for the deadline heap.
     pub(super) serial: u64,
     pub(super) recv: Recv,
@@ -82,7 +83,7 @@ enum Answer {
 
 impl Entry {
     /// A connection just accepted.
-    pub fn new(stream: TcpStream, conn: Connection, serial: u64, guard: ConnGuard) -> Entry {
+    pub fn new(stream: TcpStream, conn: Conn, serial: u64, guard: ConnGuard) -> Entry {
         Entry {
             stream,
             conn,

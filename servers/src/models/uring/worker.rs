@@ -11,7 +11,7 @@ use super::{new_ring, Rings, BUFFER_GROUP, CQ_ENTRIES};
 use crate::acceptor::ConnGuard;
 use crate::server::{shed, Ctx};
 use crate::shutdown;
-use common::{Connection, Spare};
+use common::Spare;
 use io_uring::types::{CancelBuilder, Fd, SubmitArgs, Timespec};
 use io_uring::{opcode, IoUring};
 use slab::Slab;
@@ -20,7 +20,7 @@ use std::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// One thread's ring and everything it serves. Field order is drop order: the ring closes before
 /// the receive buffers it was lent go.
@@ -181,7 +181,7 @@ impl<'a> Worker<'a> {
             return;
         }
         let _ = stream.set_nodelay(true);
-        let conn = Connection::new(self.ctx.limits, self.now, SystemTime::now());
+        let conn = self.ctx.connection(self.now);
         let guard = ConnGuard::new(self.ctx.counters);
         self.serial += 1;
         let entry = Entry::new(stream, conn, self.serial, guard);
