@@ -279,10 +279,10 @@ async fn flush<R: Runtime>(
     conn: &mut Connection,
 ) -> io::Result<()> {
     while !conn.output().is_empty() {
-        let deadline = Instant::now() + ctx.limits.body_timeout;
+        let timeout = ctx.limits.body_timeout;
         let write = R::write(stream, conn.output());
-        // A fresh timer, polled (so set) only when the socket is full.
-        let timer = async { R::sleep_until(deadline).await };
+        // A timer polled, so set (and the clock read), only once the socket is found full.
+        let timer = async move { R::sleep_until(Instant::now() + timeout).await };
         match race(write, timer, pending::<()>()).await {
             Woken::Done(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
             Woken::Done(Ok(n)) => conn.consume_output(n),

@@ -34,8 +34,8 @@ impl Worker<'_> {
                 }
                 Want::Read if e.parked.len() > 0 || e.parked_eof => {
                     // What came while the connection could not take it, in order.
+                    e.conn.reuse_buffers(&mut self.spare);
                     while let Some((id, n)) = self.bufs.unpark(&mut e.parked) {
-                        e.conn.reuse_buffers(&mut self.spare);
                         e.conn.feed(self.bufs.get(id, n), self.now);
                         self.bufs.give_back(id);
                     }
