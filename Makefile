@@ -26,8 +26,14 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test: lint
+test: lint fuzz-check
 	$(CARGO) test --workspace
+
+# The fuzz crate sits outside the workspace (it runs on nightly); compiling it here keeps its
+# targets from rotting between fuzzing runs.
+.PHONY: fuzz-check
+fuzz-check:
+	$(CARGO) check --manifest-path fuzz/Cargo.toml --bins
 
 conformance:
 	$(CARGO) test -p servers --test conformance -- --nocapture

@@ -1,11 +1,10 @@
 #!/bin/sh
 # Runs each fuzz target for a bounded time with one libFuzzer process, starting from the committed
-# seeds (fuzz/seeds/<target>) and the corpus earlier runs grew (fuzz/corpus/<target>, ignored by
+# seeds (fuzz/seeds/<target>), the regression seeds (fuzz/regressions/<target>) and the corpus earlier runs grew (fuzz/corpus/<target>, ignored by
 # git), then prints what each run did: executions, speed, coverage, corpus, findings.
 #
 #   FUZZ_SECONDS   time per target (default 60)
 #   FUZZ_TARGETS   which targets (default: request_parser connection)
-#   FUZZ_FEATURES  cargo features of the fuzz crate, e.g. no-split-checks
 #   FUZZ_ARGS      more libFuzzer options
 #
 # Exits 1 if any target found a crash; the input is in fuzz/artifacts/<target>/.
@@ -14,18 +13,17 @@ cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-60}
 targets=${FUZZ_TARGETS:-request_parser connection}
-features=${FUZZ_FEATURES:-}
 found=0
 
 for target in $targets; do
     mkdir -p "fuzz/corpus/$target" "fuzz/logs"
     log="fuzz/logs/$target.log"
-    echo "== $target: ${seconds}s, one process${features:+, features: $features}"
+    echo "== $target: ${seconds}s, one process"
     # No -jobs or -fork: libFuzzer then fuzzes in this one process, which is what a machine
     # shared with other builds can spare.
     # shellcheck disable=SC2086 # FUZZ_ARGS is a list of options
-    cargo +nightly fuzz run ${features:+--features "$features"} "$target" \
-        "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
+    cargo +nightly fuzz run "$target" \
+        "fuzz/corpus/$target" "fuzz/seeds/$target" "fuzz/regressions/$target" -- \
         -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
         -dict=fuzz/http.dict ${FUZZ_ARGS:-} >"$log" 2>&1
     status=$?

@@ -15,6 +15,8 @@
 //! - [`stats`]: server-wide counters, laid out so they can live in shared memory.
 //! - [`service`]: the demo service, the same routes under every model.
 
+#![forbid(unsafe_code)]
+
 pub mod body;
 pub mod client;
 pub mod conn;

@@ -54,18 +54,16 @@ fuzz_target!(|raw: &[u8]| {
     let mut scan = HeadScan::default();
     let whole = scan_head(bytes, &mut scan, &limits);
     let skipped = scan.skipped();
-    if cfg!(not(feature = "no-split-checks")) {
-        let (bytewise, skipped_bytewise) = scan_bytewise(bytes, &limits);
+    let (bytewise, skipped_bytewise) = scan_bytewise(bytes, &limits);
+    assert_eq!(
+        whole, bytewise,
+        "scan_head differs when the bytes come one at a time"
+    );
+    if whole.is_ok_and(|end| end.is_some()) {
         assert_eq!(
-            whole, bytewise,
-            "scan_head differs when the bytes come one at a time"
+            skipped, skipped_bytewise,
+            "leading empty lines counted differently"
         );
-        if whole.is_ok_and(|end| end.is_some()) {
-            assert_eq!(
-                skipped, skipped_bytewise,
-                "leading empty lines counted differently"
-            );
-        }
     }
 
     let end = match whole {

@@ -3,7 +3,8 @@
 //! Each connection is a future: it runs until it would wait (for input, a timer, a CPU job), hands
 //! its thread back to the scheduler, and is polled again when the reactor says it can go on. A
 //! waiting connection costs a task, not a thread, and gives its buffers back between requests
-//! (about 2 KiB resident per idle keep-alive connection, against 18 KiB under `thread`), so ten
+//! (a small fraction of what a thread per connection costs: the README's Performance section
+//! has the measured figures), so ten
 //! thousand idle clients are cheap and a slow client costs nobody else anything.
 //! `--threads 1` builds the current-thread runtime: one thread is the event loop, the model of
 //! asyncio and Tornado, with no locks to pay and no parallelism either. More threads build the

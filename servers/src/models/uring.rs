@@ -28,16 +28,16 @@
 //! is applied at once (408, or a quiet close that cancels the recv); a send out past its deadline
 //! (a client that stopped reading) is cancelled and the connection closed. The first design, a
 //! single-shot recv and send each with a `LinkTimeout`, took four SQEs and four CQEs per request
-//! and the kernel's locking to arm and disarm the timeouts: measured on `/` with 64 keep-alive
-//! connections, about 40% more server CPU per request than this one.
+//! and the kernel's locking to arm and disarm the timeouts, which cost clearly more server CPU per
+//! request than this design (`make bench` measures it).
 //!
 //! Buffers are the crux of a completion model: the kernel needs the memory a recv fills before
 //! any data exists, so naively each of 10,000 idle keep-alive connections pins a buffer. Here a
 //! recv names a provided-buffer ring instead (`IORING_REGISTER_PBUF_RING`, 512 KiB per ring): the
 //! kernel picks a buffer only when bytes arrive, and we copy them into the connection and give the
 //! buffer back at once. An idle connection holds no buffer, only its entry with the `Connection`'s
-//! buffers released, about 400 bytes (measured: 477 bytes of RSS per idle connection with
-//! 10,000 open, its deadline in the heap and the share of the buffer pool included). The `Connection`'s buffers go to a few
+//! buffers released: a few hundred bytes, its deadline in the heap and its share of the buffer
+//! pool included (the README's Performance section quotes the c10k figure). The `Connection`'s buffers go to a few
 //! spare ones per ring ([`common::Spare`]) that the next connection with input takes, so a client
 //! sending one request after another costs no allocation per request. The other way, a
 //! `POLL_ADD` on idle connections and then a recv into a pooled buffer, avoids the copy but costs

@@ -30,7 +30,8 @@
 //! rayon pool, whose thread puts the answer in the loop's inbox and writes to the loop's wake-up
 //! descriptor (an eventfd; a pipe under sigio, since eventfd cannot raise a signal). An idle
 //! keep-alive connection gives its buffers back, so it costs its entry and a slot in the
-//! multiplexer: about 370 bytes of RSS in all (`cargo bench -p servers --bench c10k`). The loop
+//! multiplexer: a few hundred bytes of RSS in all (`cargo bench -p servers --bench c10k` measures it;
+//! the README quotes a run). The loop
 //! keeps a few of the buffers given back ([`common::Spare`]) for the next connection with input,
 //! so a busy keep-alive connection, idle between any two requests, allocates nothing per request.
 //!

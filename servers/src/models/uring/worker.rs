@@ -142,10 +142,13 @@ impl<'a> Worker<'a> {
                     self.admit(fd);
                 }
             }
-            // SAFETY (both): the descriptor was accepted by ring 0 and is owned by nobody else:
-            // the hand-off either arrived here or failed and came back.
-            Op::Handoff if result >= 0 => self.admit(unsafe { OwnedFd::from_raw_fd(result) }),
+            Op::Handoff if result >= 0 => {
+                // SAFETY: ring 0 accepted the descriptor and handed it here; nobody else owns it.
+                self.admit(unsafe { OwnedFd::from_raw_fd(result) })
+            }
             Op::HandedOff if result < 0 => {
+                // SAFETY: the hand-off failed, so the descriptor ring 0 accepted came back to it
+                // and is owned by nobody else.
                 self.admit(unsafe { OwnedFd::from_raw_fd(key as RawFd) })
             }
             Op::Handoff | Op::HandedOff => {}
