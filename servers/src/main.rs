@@ -1,9 +1,11 @@
 //! `zoo`: one HTTP/1.1 service served by the concurrency model picked at launch.
 //!
 //! - [`cli`]: the options (each also from a `ZOO_*` environment variable).
-//! - [`server`]: what every model shares: service, limits, counters, binding, load shedding.
+//! - [`server`]: what every model shares: service, limits, counters, binding.
+//! - [`admission`]: the connection limit, the shed 503, the accept back-off, the connection
+//!   guards and the drain, once for every model.
 //! - [`shutdown`]: SIGTERM/SIGINT as a descriptor that every model can wait on.
-//! - [`acceptor`]: the blocking accept loop with limits and back-off.
+//! - [`acceptor`]: the blocking accept loop (thread, fork) over [`admission`].
 //! - [`blocking`]: the per-connection loop for blocking IO.
 //! - [`children`]: forking, reaping and stopping child processes (fork, prefork).
 //! - [`scoreboard`]: server-wide counters in memory shared by every process (fork, prefork).
@@ -11,6 +13,7 @@
 //! - [`models`]: one module per model.
 
 mod acceptor;
+mod admission;
 mod blocking;
 mod children;
 mod cli;
