@@ -43,10 +43,29 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("zoo: {e}");
-            ExitCode::FAILURE
+            match e.is::<Unavailable>() {
+                true => ExitCode::from(UNAVAILABLE),
+                false => ExitCode::FAILURE,
+            }
         }
     }
 }
+
+/// The exit status when the kernel refuses what the model needs (io_uring): EX_UNAVAILABLE of
+/// sysexits.h, so a test or a script can tell "not here" from "broken" (status 1).
+const UNAVAILABLE: u8 = 69;
+
+/// The kernel refuses what the model needs; the text says what and why.
+#[derive(Debug)]
+struct Unavailable(String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
 
 fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
     shutdown::install()?;
@@ -56,7 +75,7 @@ fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     let model = opts.model;
     if model == Model::Uring {
-        models::uring::check_available()?;
+        models::uring::check_available().map_err(Unavailable)?;
     }
     // The process models count in shared memory, mapped before anything forks.
     let board = model.multi_process().then(Scoreboard::create).transpose()?;
