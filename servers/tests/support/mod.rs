@@ -530,14 +530,15 @@ impl Server {
         accepted(self.pid(), self.addr.port())
     }
 
-    /// Whether the server has accepted `client` and read everything it sent so far.
-    pub fn has_taken(&self, client: &TcpStream) -> bool {
-        let Ok(local) = client.local_addr() else {
-            return false;
-        };
-        self.accepted()
-            .iter()
-            .any(|a| a.peer_port == local.port() && a.unread == 0)
+    /// Whether the server has accepted every one of `clients` and read everything they sent.
+    pub fn has_taken(&self, clients: &[TcpStream]) -> bool {
+        let accepted = self.accepted();
+        clients.iter().all(|c| {
+            let port = c.local_addr().map(|a| a.port()).ok();
+            accepted
+                .iter()
+                .any(|a| Some(a.peer_port) == port && a.unread == 0)
+        })
     }
 }
 
