@@ -6,8 +6,13 @@ use std::fmt;
 /// A request the server must reject; the connection is closed after the error response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProtoError {
-    /// The request line or a header line is malformed (bad token, bad target, stray whitespace).
+    /// The request line or a header line is malformed (bad token, stray whitespace).
     BadSyntax,
+    /// A request-target in no form its method may use (RFC 9112 section 3.2), a bad authority in
+    /// it, a fragment, or a byte outside ASCII.
+    BadTarget,
+    /// A method that runs past the request-line limit: longer than any this server implements.
+    MethodTooLong,
     /// A bare CR or LF where CRLF is required.
     BareLineEnding,
     /// A header line continued onto the next line (obs-fold), forbidden in requests.
@@ -16,7 +21,8 @@ pub enum ProtoError {
     BadHeaderName,
     /// A header value holds NUL, CR, LF or another control byte.
     BadHeaderValue,
-    /// An HTTP/1.1 request without a Host header, or any request with more than one.
+    /// An HTTP/1.1 request without a Host header, any request with more than one, or a Host that
+    /// is not a valid authority (an empty one included).
     BadHost,
     /// A Content-Length that is not a plain decimal number, or several of them.
     BadContentLength,
@@ -52,7 +58,7 @@ impl ProtoError {
             ProtoError::HeadTooLarge => 431,
             ProtoError::BodyTooLarge => 413,
             ProtoError::UnsupportedVersion => 505,
-            ProtoError::UnknownTransferEncoding => 501,
+            ProtoError::UnknownTransferEncoding | ProtoError::MethodTooLong => 501,
             ProtoError::BadExpectation => 417,
             ProtoError::HeadTimeout | ProtoError::BodyTimeout => 408,
             _ => 400,
@@ -63,11 +69,13 @@ impl ProtoError {
     pub fn reason(self) -> &'static str {
         match self {
             ProtoError::BadSyntax => "malformed request line or header",
+            ProtoError::BadTarget => "request-target not allowed for this method, or malformed",
+            ProtoError::MethodTooLong => "method longer than any this server implements",
             ProtoError::BareLineEnding => "bare CR or LF where CRLF is required",
             ProtoError::ObsFold => "obsolete line folding is not allowed",
             ProtoError::BadHeaderName => "invalid character in header name",
             ProtoError::BadHeaderValue => "invalid character in header value",
-            ProtoError::BadHost => "exactly one Host header is required",
+            ProtoError::BadHost => "exactly one valid, non-empty Host header is required",
             ProtoError::BadContentLength => "invalid or repeated Content-Length",
             ProtoError::LengthAndEncoding => "both Content-Length and Transfer-Encoding",
             ProtoError::BadTransferEncoding => "final transfer coding must be chunked",

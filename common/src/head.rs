@@ -94,7 +94,7 @@ pub fn scan_head(
         let eol = scan.scanned + at;
         // A limit is crossed where it is crossed: whatever comes after the limit (a bad byte
         // included) is never looked at, so the answer does not depend on how the bytes arrive.
-        limit_crossed(eol, scan, limits)?;
+        limit_crossed(buf, eol, scan, limits)?;
         if buf[eol] == b'\n' {
             return Err(ProtoError::BareLineEnding);
         }
@@ -117,9 +117,7 @@ pub fn scan_head(
                     return Err(ProtoError::HeadTooLarge);
                 }
             } else {
-                if line.len() > limits.max_request_line {
-                    return Err(ProtoError::RequestLineTooLong);
-                }
+                // `limit_crossed` above has already refused a line over the limit.
                 check_request_line(&buf[scan.line_start..next])?;
                 scan.line_done = true;
             }
@@ -139,22 +137,39 @@ pub fn scan_head(
     }
     // Incomplete: the bytes so far already count against the limits, except a CR still waiting
     // for its LF (`scanned` stops before it): it ends the line rather than lengthening it.
-    limit_crossed(scan.scanned, scan, limits)?;
+    limit_crossed(buf, scan.scanned, scan, limits)?;
     Ok(None)
 }
 
-/// Whether `len` bytes of buffer cross a limit; when both are crossed, the one crossed first
-/// answers, as it would have with the bytes arriving one at a time.
-fn limit_crossed(len: usize, scan: &HeadScan, limits: &HeadLimits) -> Result<(), ProtoError> {
+/// Whether the first `len` bytes of `buf` cross a limit; when both are crossed, the one crossed
+/// first answers, as it would have with the bytes arriving one at a time.
+fn limit_crossed(
+    buf: &[u8],
+    len: usize,
+    scan: &HeadScan,
+    limits: &HeadLimits,
+) -> Result<(), ProtoError> {
     // The first buffer length at which each limit is exceeded.
     let line_at = (!scan.line_done).then(|| scan.line_start + limits.max_request_line + 1);
     let head_at = scan.skipped + limits.max_head_bytes + 1;
     match line_at {
         Some(line_at) if line_at <= len && line_at <= head_at => {
-            Err(ProtoError::RequestLineTooLong)
+            Err(overlong_line(&buf[scan.line_start..line_at]))
         }
         _ if head_at <= len => Err(ProtoError::HeadTooLarge),
         _ => Ok(()),
+    }
+}
+
+/// What a request line cut at its limit is: 414 is about the target, so it needs the method's SP
+/// to have come; a method still running is 501 (RFC 9112 section 3: longer than any this server
+/// implements), or 400 once a byte shows it is no token at all. Only the bytes up to the limit
+/// are looked at, so the verdict does not depend on how they arrive.
+fn overlong_line(line: &[u8]) -> ProtoError {
+    match line.iter().position(|&b| !is_tchar(b)) {
+        None => ProtoError::MethodTooLong,
+        Some(i) if line[i] == b' ' && i > 0 => ProtoError::RequestLineTooLong,
+        Some(_) => ProtoError::BadSyntax,
     }
 }
 
@@ -226,7 +241,8 @@ pub fn parse_head(head: &[u8], limits: &HeadLimits) -> Result<Head, ProtoError> 
         let name = h.name;
         if name.eq_ignore_ascii_case("host") {
             hosts += 1;
-            if !is_host(h.value) {
+            // Even beside an absolute-form target, which it does not name (RFC 9112 3.2.2).
+            if !is_authority(h.value, false) {
                 return Err(ProtoError::BadHost);
             }
         } else if name.eq_ignore_ascii_case("content-length") {
@@ -328,44 +344,95 @@ fn is_other_version(head: &[u8]) -> bool {
         if major.is_ascii_digit() && minor.is_ascii_digit())
 }
 
-/// Accepts origin-form, absolute-form (http/https), `*` for OPTIONS, authority-form for CONNECT.
-/// The target must be ASCII (RFC 3986: other bytes travel percent-encoded). A fragment is
-/// tolerated, as most servers do: it is not part of the grammar, but it cannot change framing.
+/// The request-target forms of RFC 9112 section 3.2, each with the methods that may use it:
+/// origin-form (`/path?query`) and absolute-form (`http://authority/path?query`, its authority
+/// checked as a Host value is) for every method but CONNECT, asterisk-form (`*`) for OPTIONS
+/// only, authority-form (`host:port`) for CONNECT only. The target must be ASCII (RFC 3986: other
+/// bytes travel percent-encoded) and hold no `#`: a fragment is the client's business, it is no
+/// part of any form, and a client never sends one.
 fn check_target(method: &str, target: &str) -> Result<(), ProtoError> {
-    let ok = if method == "CONNECT" {
-        // Authority-form, and only it: `host:port` (RFC 9112 section 3.2.3).
-        target.rsplit_once(':').is_some_and(|(host, port)| {
-            !host.is_empty()
-                && is_host(host.as_bytes())
-                && !port.is_empty()
-                && port.bytes().all(|b| b.is_ascii_digit())
-        })
-    } else if target.starts_with('/') {
-        !target.starts_with("//")
-    } else if target == "*" {
+    let bytes = target.as_bytes();
+    let form_ok = if method == "CONNECT" {
+        is_authority(bytes, true)
+    } else if bytes.first() == Some(&b'/') {
+        bytes.get(1) != Some(&b'/')
+    } else if bytes == b"*" {
         method == "OPTIONS"
     } else {
-        let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
-        lower.starts_with("http://") || lower.starts_with("https://")
+        split_absolute(target)
+            .is_some_and(|(authority, _)| is_authority(authority.as_bytes(), false))
     };
-    if ok && target.is_ascii() {
+    if form_ok && bytes.iter().all(|&b| b < 0x80 && b != b'#') {
         Ok(())
     } else {
-        Err(ProtoError::BadSyntax)
+        Err(ProtoError::BadTarget)
     }
 }
 
-/// A Host value is `uri-host [ ":" port ]` (RFC 9112 section 3.2: an invalid one is a 400): the
-/// bytes of reg-name, IP literals and percent-encoding only. Empty is allowed (no authority).
-fn is_host(value: &[u8]) -> bool {
-    value.iter().all(|&b| HOST_BYTES[usize::from(b)])
+/// An absolute-form target (`http://` or `https://`, in any case) split into its authority and
+/// the rest, path then query (either may be empty); `None` for any other target.
+pub(crate) fn split_absolute(target: &str) -> Option<(&str, &str)> {
+    let scheme = if target.get(..7)?.eq_ignore_ascii_case("http://") {
+        7
+    } else if target.get(..8)?.eq_ignore_ascii_case("https://") {
+        8
+    } else {
+        return None;
+    };
+    let rest = &target[scheme..];
+    Some(rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len())))
 }
 
-/// The bytes [`is_host`] accepts, as a table: every request has a Host, and a byte test per byte
-/// is cheaper than a search of the punctuation list.
-const HOST_BYTES: [bool; 256] = {
+/// `uri-host [ ":" port ]` (RFC 3986 section 3.2), the value of Host and the authority of the
+/// other target forms: an IP literal in brackets, or a non-empty reg-name or IPv4 address, then
+/// a port of digits (required when `need_port`, as CONNECT's authority-form has it). An empty
+/// host is invalid for `http` (RFC 9110 section 4.2.1), and so is userinfo, which RFC 9110
+/// section 4.2.4 has a recipient treat as an error.
+fn is_authority(value: &[u8], need_port: bool) -> bool {
+    let host_end = if value.first() == Some(&b'[') {
+        match value.iter().position(|&b| b == b']') {
+            Some(close) if close > 1 && is_host_text(&value[1..close], true) => close + 1,
+            _ => return false,
+        }
+    } else {
+        let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
+        if end == 0 || !is_host_text(&value[..end], false) {
+            return false;
+        }
+        end
+    };
+    match &value[host_end..] {
+        [] => !need_port,
+        [b':', port @ ..] => !(need_port && port.is_empty()) && port.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+/// Unreserved, sub-delims and percent-encoded bytes (a reg-name, an IPv4 address), and colons
+/// too inside an IP literal's brackets (IPv6, IPvFuture, a zone as `%25`).
+fn is_host_text(text: &[u8], literal: bool) -> bool {
+    let mut i = 0;
+    while let Some(&b) = text.get(i) {
+        i += match b {
+            b'%' if text
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) =>
+            {
+                3
+            }
+            b':' if literal => 1,
+            _ if REG_NAME[usize::from(b)] => 1,
+            _ => return false,
+        };
+    }
+    true
+}
+
+/// The bytes of a reg-name but `%`, as a table: every request has a Host, and a byte test per
+/// byte is cheaper than a search of the punctuation list.
+const REG_NAME: [bool; 256] = {
     let mut table = [false; 256];
-    let punctuation = b"-._~!$&'()*+,;=:[]%";
+    let punctuation = b"-._~!$&'()*+,;=";
     let mut i = 0;
     while i < punctuation.len() {
         table[punctuation[i] as usize] = true;

@@ -2,6 +2,7 @@
 //! indexed by ranges, so a request costs two allocations however many headers it has, and it can
 //! cross threads (to a pool, a timer, a rayon job) without borrowing from a read buffer.
 
+use crate::head::split_absolute;
 use std::ops::Range;
 
 /// The HTTP version of a request.
@@ -40,32 +41,53 @@ impl Request {
     }
 
     /// The path part of the target (before `?`). For an absolute-form target, the path after
-    /// the authority.
+    /// the authority (`/` when it is empty); for `*` and CONNECT's `host:port`, the target.
     pub fn path(&self) -> &str {
-        let target = self.origin_form();
-        target.split('?').next().unwrap_or("")
+        self.path_and_query().0
     }
 
-    /// The query string (after `?`, before any `#`), if any.
+    /// The query string (after `?`), if any.
     pub fn query(&self) -> Option<&str> {
-        self.origin_form().split_once('?').map(|(_, q)| q)
+        self.path_and_query().1
     }
 
-    /// The target as path and query: the authority of an absolute-form target dropped, and any
-    /// fragment (which clients should not send, and some do) ignored.
-    fn origin_form(&self) -> &str {
+    /// The authority the request is for (RFC 9112 section 3.2.2): an absolute-form target's,
+    /// which wins over Host; CONNECT's `host:port`; otherwise the Host header, `None` only for an
+    /// HTTP/1.0 request without one.
+    pub fn authority(&self) -> Option<&str> {
         let target = self.target();
-        if target.starts_with('/') && !target.contains('#') {
-            return target; // origin-form, as nearly every request has it
-        }
-        let target = match target.find("://") {
-            Some(i) if !target.starts_with('/') => {
-                let rest = &target[i + 3..];
-                rest.find('/').map_or("/", |j| &rest[j..])
+        if !target.starts_with('/') {
+            if let Some((authority, _)) = split_absolute(target) {
+                return Some(authority);
             }
-            _ => target,
+            if self.method() == "CONNECT" {
+                return Some(target);
+            }
+        }
+        self.header_str("host")
+    }
+
+    /// The target as path and query: the authority of an absolute-form target dropped. The
+    /// parser lets no fragment through.
+    fn path_and_query(&self) -> (&str, Option<&str>) {
+        let target = self.target();
+        let (rest, absolute) = if target.starts_with('/') {
+            (target, false) // origin-form, as nearly every request has it
+        } else {
+            split_absolute(target).map_or((target, false), |(_, rest)| (rest, true))
         };
-        target.split('#').next().unwrap_or("")
+        let (path, query) = rest
+            .split_once('?')
+            .map_or((rest, None), |(p, q)| (p, Some(q)));
+        // `http://a` and `http://a?q` name the root (RFC 3986 section 6.2.3).
+        (
+            if absolute && path.is_empty() {
+                "/"
+            } else {
+                path
+            },
+            query,
+        )
     }
 
     /// The value of query parameter `name`, undecoded.

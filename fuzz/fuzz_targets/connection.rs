@@ -202,6 +202,7 @@ impl<'a> Run<'a> {
             req.query(),
             req.query_param("a"),
             req.header_str("host"),
+            req.authority(),
         );
     }
 

@@ -7,8 +7,9 @@
 //! - a head it finds ends in CRLF CRLF and respects the request-line and head limits;
 //! - an error's status is one the core documents, and every rejection carries a reason;
 //! - a head `parse_head` accepts is one the rest of the server can trust: a method, a target,
-//!   at most `max_headers` fields, no control bytes in values, one Host in HTTP/1.1, and framing
-//!   that agrees with the Content-Length and Transfer-Encoding fields.
+//!   at most `max_headers` fields, no control bytes in values, one Host in HTTP/1.1 and no empty
+//!   one, no fragment in the target and `*` only for OPTIONS, and framing that agrees with the
+//!   Content-Length and Transfer-Encoding fields.
 
 #![no_main]
 
@@ -112,6 +113,15 @@ fuzz_target!(|raw: &[u8]| {
             "HTTP/1.1 without exactly one Host"
         );
     }
+    assert!(
+        fields(req, "host").all(|h| !h.trim_ascii().is_empty()),
+        "an empty Host"
+    );
+    assert!(!req.target().contains('#'), "a fragment in the target");
+    assert!(
+        req.target() != "*" || req.method() == "OPTIONS",
+        "asterisk-form with a method other than OPTIONS"
+    );
     let lengths: Vec<&[u8]> = fields(req, "content-length").collect();
     let chunked = fields(req, "transfer-encoding").next().is_some();
     assert!(lengths.len() <= 1, "Content-Length repeated");

@@ -509,3 +509,152 @@ fn graceful_shutdown_finishes_in_flight_requests() {
         assert!(ex.closed, "{model}: idle connection left open");
     }
 }
+
+/// Every method some route answers: what `OPTIONS *` and a refused CONNECT list in `Allow`.
+const SERVER_ALLOW: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"];
+
+/// One request of the request-target rules and what must come of it.
+struct TargetRow {
+    name: &'static str,
+    raw: Vec<u8>,
+    /// Any of these statuses is right.
+    statuses: &'static [u16],
+    /// The methods `Allow` must list, in any order.
+    allow: Option<&'static [&'static str]>,
+    /// The connection stays open for the request pipelined behind.
+    keeps: bool,
+}
+
+fn target_rows() -> Vec<TargetRow> {
+    let row = |name, raw: &[u8], statuses, allow, keeps| TargetRow {
+        name,
+        raw: raw.to_vec(),
+        statuses,
+        allow,
+        keeps,
+    };
+    let refused = |name, raw: &[u8], statuses| row(name, raw, statuses, None, false);
+    let get_allow: &[&str] = &["GET", "HEAD", "OPTIONS"];
+    let mut long_method = "M".repeat(20 * 1024).into_bytes();
+    long_method.extend_from_slice(b" / HTTP/1.1\r\nHost: t\r\n\r\n");
+    vec![
+        row("OPTIONS *", b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n", &[200, 204], Some(&SERVER_ALLOW), true),
+        refused("GET *", b"GET * HTTP/1.1\r\nHost: t\r\n\r\n", &[400]),
+        refused("POST * with a body", b"POST * HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi", &[400]),
+        row("OPTIONS /json", b"OPTIONS /json HTTP/1.1\r\nHost: t\r\n\r\n", &[204], Some(get_allow), true),
+        row("OPTIONS /", b"OPTIONS / HTTP/1.1\r\nHost: t\r\n\r\n", &[204], Some(get_allow), true),
+        row(
+            "OPTIONS /json with a Content-Length body",
+            b"OPTIONS /json HTTP/1.1\r\nHost: t\r\nContent-Length: 18\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+            &[204],
+            Some(get_allow),
+            true,
+        ),
+        row(
+            "OPTIONS / with a chunked body",
+            b"OPTIONS / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n",
+            &[204],
+            Some(get_allow),
+            true,
+        ),
+        row("OPTIONS /echo", b"OPTIONS /echo HTTP/1.1\r\nHost: t\r\n\r\n", &[204], Some(&["POST", "OPTIONS"]), true),
+        row(
+            "OPTIONS /kv/a",
+            b"OPTIONS /kv/a HTTP/1.1\r\nHost: t\r\n\r\n",
+            &[204],
+            Some(&["GET", "HEAD", "PUT", "DELETE", "OPTIONS"]),
+            true,
+        ),
+        row(
+            "CONNECT example.com:443",
+            b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+            &[405, 501],
+            Some(&SERVER_ALLOW),
+            false,
+        ),
+        refused("CONNECT with a path", b"CONNECT /json HTTP/1.1\r\nHost: t\r\n\r\n", &[400]),
+        refused("authority-form with GET", b"GET example.com:443 HTTP/1.1\r\nHost: t\r\n\r\n", &[400]),
+        refused("GET /json#frag", b"GET /json#frag HTTP/1.1\r\nHost: t\r\n\r\n", &[400]),
+        refused("empty Host", b"GET /json HTTP/1.1\r\nHost:\r\n\r\n", &[400]),
+        refused("Host of spaces", b"GET /json HTTP/1.1\r\nHost:   \r\n\r\n", &[400]),
+        refused("Host of a tab", b"GET /json HTTP/1.1\r\nHost:\t\r\n\r\n", &[400]),
+        row(
+            "absolute-form beside another Host",
+            b"GET http://host/json HTTP/1.1\r\nHost: other\r\n\r\n",
+            &[200],
+            None,
+            true,
+        ),
+        refused("absolute-form, Host of a tab", b"GET http://host/json HTTP/1.1\r\nHost:\t\r\n\r\n", &[400]),
+        refused("absolute-form, Host of a space", b"GET http://host/json HTTP/1.1\r\nHost: \r\n\r\n", &[400]),
+        refused("absolute-form, space in the authority", b"GET http://ho st/json HTTP/1.1\r\nHost: t\r\n\r\n", &[400]),
+        refused("absolute-form, tab in the authority", b"GET http://ho\tst/json HTTP/1.1\r\nHost: t\r\n\r\n", &[400]),
+        refused("absolute-form, quote in the authority", b"GET http://ho\"st/json HTTP/1.1\r\nHost: t\r\n\r\n", &[400]),
+        refused("absolute-form, userinfo", b"GET http://u@host/json HTTP/1.1\r\nHost: t\r\n\r\n", &[400]),
+        refused("a 20 KB method", &long_method, &[400, 501]),
+        // What was right already stays right.
+        refused("double space in the request line", b"GET  /json HTTP/1.1\r\nHost: t\r\n\r\n", &[400]),
+        refused("non-ASCII target", "GET /caf\u{e9} HTTP/1.1\r\nHost: t\r\n\r\n".as_bytes(), &[400]),
+        refused(
+            "oversized Content-Length",
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999\r\n\r\n",
+            &[413],
+        ),
+    ]
+}
+
+/// The request-target and Host rules of RFC 9112 section 3.2 and RFC 9110 section 9.3, under
+/// every model: each request with a `GET /json` pipelined behind it, which must be answered after
+/// an answer that keeps the connection (a body on OPTIONS read and dropped, so the two stay in
+/// step) and never after a refusal.
+#[test]
+fn request_targets_and_host_by_the_book() {
+    let rows = target_rows();
+    for_each_model(&[], |s| {
+        for row in &rows {
+            let mut bytes = row.raw.clone();
+            bytes.extend_from_slice(b"GET /json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+            let mut c = s.connect();
+            // A refusal may close before the 20 KB method is all written: the answer is still read.
+            let _ = c.write_all(&bytes);
+            let ex = read_all(&mut c, Duration::from_secs(3));
+            let rs = parse_responses(&ex.bytes, row.raw.starts_with(b"HEAD"));
+            let name = row.name;
+            let first = rs.first().unwrap_or_else(|| panic!("{name}: no answer"));
+            assert!(
+                row.statuses.contains(&first.status),
+                "{name}: {}",
+                first.status
+            );
+            if let Some(want) = row.allow {
+                let allow = first
+                    .header("allow")
+                    .unwrap_or_else(|| panic!("{name}: no Allow"));
+                let mut listed: Vec<&str> = allow.split(',').map(str::trim).collect();
+                let mut want = want.to_vec();
+                listed.sort_unstable();
+                want.sort_unstable();
+                assert_eq!(listed, want, "{name}: Allow: {allow}");
+            }
+            if first.status == 204 {
+                assert!(
+                    first.header("content-length").is_none(),
+                    "{name}: 204 with a length"
+                );
+            }
+            assert!(ex.closed, "{name}: the last request asked to close");
+            if row.keeps {
+                let statuses: Vec<u16> = rs.iter().map(|r| r.status).collect();
+                assert_eq!(
+                    statuses.len(),
+                    2,
+                    "{name}: the pipelined request: {statuses:?}"
+                );
+                assert_eq!(rs[1].text(), r#"{"message":"Hello, World!"}"#, "{name}");
+            } else {
+                assert_eq!(rs.len(), 1, "{name}: served a request after the refusal");
+            }
+        }
+        assert_eq!(s.get("/json").status, 200, "still serving");
+    });
+}

@@ -1,6 +1,6 @@
 //! The demo service: the same routes under every model, so that a difference in the numbers is a
-//! difference of the model. [`Service`] routes a request by path, then by method, and hands it to
-//! one small module:
+//! difference of the model. [`Service`] routes a request by path, then by method (answering
+//! `OPTIONS` itself from the route's `Allow`), and hands it to one small module:
 //!
 //! - `params`: query parameters, form fields and cookies; bad input becomes a 4xx.
 //! - `work`: `/sleep`, `/block`, `/cpu` and `/stream`, the levers of the load tests.
@@ -109,15 +109,41 @@ impl Handler for Service {
         let route =
             Route::parse(req.path()).filter(|r| *r != Route::Panic || self.config.debug_routes);
         let Some(route) = route else {
-            return Reply::Ready(Response::text(404, "not found: no route for this path\n"));
+            return Reply::Ready(unrouted(req));
         };
         let allow = route.allow();
-        if !allow.split(',').any(|m| m.trim_start() == req.method()) {
+        let method = req.method();
+        if !allow.split(',').any(|m| m.trim_start() == method) {
             let reason = format!("method not allowed: this path answers {allow}\n");
             return Reply::Ready(Response::text(405, reason).with_header("Allow", allow));
         }
+        if method == "OPTIONS" {
+            // Any body was read and dropped by the connection, per its framing.
+            return Reply::Ready(Response::new(204, &b""[..]).with_header("Allow", allow));
+        }
         self.dispatch(route, req)
             .unwrap_or_else(|reject| Reply::Ready(reject.into_response()))
+    }
+}
+
+/// Every method some route answers, as `OPTIONS *` and a refused CONNECT list them: the union of
+/// [`Route::allow`] over the routes (a test holds the two together).
+const SERVER_ALLOW: &str = "GET, HEAD, POST, PUT, DELETE, OPTIONS";
+
+/// The answer when the target names no resource of the service. `OPTIONS *` asks about the server
+/// itself (RFC 9110 section 9.3.7). CONNECT asks for a tunnel, which an origin server that is no
+/// proxy refuses, saying what it does answer; it then closes, since a client may send the
+/// tunnel's bytes without waiting. Anything else is 404.
+fn unrouted(req: &Request) -> Response {
+    match (req.method(), req.target()) {
+        ("OPTIONS", "*") => Response::new(204, &b""[..]).with_header("Allow", SERVER_ALLOW),
+        ("CONNECT", _) => {
+            let reason = "method not allowed: this server is no proxy and opens no tunnel\n";
+            let mut resp = Response::text(405, reason).with_header("Allow", SERVER_ALLOW);
+            resp.close = true;
+            resp
+        }
+        _ => Response::text(404, "not found: no route for this path\n"),
     }
 }
 
@@ -189,13 +215,27 @@ impl<'p> Route<'p> {
         Some(route)
     }
 
-    /// The methods the route answers, spelled as the `Allow` header lists them. HEAD goes wherever
-    /// GET does: the connection sends the same head and drops the body.
+    /// The methods the route answers, spelled as the `Allow` header lists them: the one list
+    /// behind a 405 and an `OPTIONS` answer. HEAD goes wherever GET does (the connection sends
+    /// the same head and drops the body), OPTIONS everywhere.
     fn allow(self) -> &'static str {
         match self {
-            Route::Echo | Route::Counter | Route::Login | Route::Logout => "POST",
-            Route::Kv(_) => "GET, HEAD, PUT, DELETE",
-            _ => "GET, HEAD",
+            Route::Echo | Route::Counter | Route::Login | Route::Logout => "POST, OPTIONS",
+            Route::Kv(_) => "GET, HEAD, PUT, DELETE, OPTIONS",
+            Route::Hello
+            | Route::Json
+            | Route::Sleep
+            | Route::Block
+            | Route::Cpu
+            | Route::Stream
+            | Route::Headers
+            | Route::Status(_)
+            | Route::Redirect
+            | Route::Me
+            | Route::Info
+            | Route::Metrics
+            | Route::Healthz
+            | Route::Panic => "GET, HEAD, OPTIONS",
         }
     }
 }

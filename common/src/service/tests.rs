@@ -128,22 +128,148 @@ fn unknown_paths_are_404() {
 fn wrong_method_is_405_with_allow() {
     let svc = service();
     let cases = [
-        ("POST", "/", "GET, HEAD"),
-        ("PUT", "/json", "GET, HEAD"),
-        ("DELETE", "/metrics", "GET, HEAD"),
-        ("GET", "/echo", "POST"),
-        ("HEAD", "/counter", "POST"),
-        ("GET", "/login", "POST"),
-        ("GET", "/logout", "POST"),
-        ("POST", "/kv/a", "GET, HEAD, PUT, DELETE"),
-        ("get", "/", "GET, HEAD"),
-        ("BREW", "/status/200", "GET, HEAD"),
+        ("POST", "/", "GET, HEAD, OPTIONS"),
+        ("PUT", "/json", "GET, HEAD, OPTIONS"),
+        ("DELETE", "/metrics", "GET, HEAD, OPTIONS"),
+        ("GET", "/echo", "POST, OPTIONS"),
+        ("HEAD", "/counter", "POST, OPTIONS"),
+        ("GET", "/login", "POST, OPTIONS"),
+        ("GET", "/logout", "POST, OPTIONS"),
+        ("POST", "/kv/a", "GET, HEAD, PUT, DELETE, OPTIONS"),
+        ("get", "/", "GET, HEAD, OPTIONS"),
+        ("options", "/", "GET, HEAD, OPTIONS"),
+        ("BREW", "/status/200", "GET, HEAD, OPTIONS"),
+        ("CONNECT", "/json", "GET, HEAD, OPTIONS"),
     ];
     for (method, target, allow) in cases {
         let resp = call(&svc, method, target);
         assert_rejected(&resp, 405, allow);
         assert_eq!(resp.header("Allow"), Some(allow), "{method} {target}");
     }
+}
+
+/// One path of every route, with the methods it answers besides OPTIONS.
+const ROUTE_PATHS: [&str; 19] = [
+    "/",
+    "/plaintext",
+    "/json",
+    "/sleep",
+    "/block",
+    "/cpu",
+    "/stream",
+    "/echo",
+    "/headers",
+    "/status/200",
+    "/redirect",
+    "/kv/a",
+    "/counter",
+    "/login",
+    "/me",
+    "/logout",
+    "/info",
+    "/metrics",
+    "/healthz",
+];
+
+fn methods(allow: &str) -> Vec<&str> {
+    allow.split(", ").collect()
+}
+
+#[test]
+fn options_answers_the_routes_allow() {
+    let svc = service();
+    for path in ROUTE_PATHS {
+        let wrong = call(&svc, "BREW", path);
+        let allow = wrong.header("Allow").expect("a 405 has Allow").to_string();
+        for body in [&b""[..], b"dropped"] {
+            let resp = call_with(&svc, "OPTIONS", path, &[], body);
+            assert_eq!(resp.status, 204, "OPTIONS {path}");
+            assert_eq!(resp.body_len(), 0, "OPTIONS {path}");
+            assert_eq!(resp.header("Allow"), Some(allow.as_str()), "OPTIONS {path}");
+        }
+        let listed = methods(&allow);
+        assert!(listed.contains(&"OPTIONS"), "{path}: {allow}");
+        assert_eq!(
+            listed.contains(&"GET"),
+            listed.contains(&"HEAD"),
+            "{path}: HEAD goes with GET: {allow}"
+        );
+        for method in listed {
+            assert_ne!(call(&svc, method, path).status, 405, "{method} {path}");
+        }
+    }
+    assert_rejected(&call(&svc, "OPTIONS", "/nope"), 404, "not found");
+}
+
+#[test]
+fn options_star_lists_every_method_some_route_answers() {
+    let svc = service();
+    let resp = call(&svc, "OPTIONS", "*");
+    assert_eq!((resp.status, resp.body_len()), (204, 0));
+    let allow = resp.header("Allow").expect("Allow");
+    let mut union: Vec<String> = Vec::new();
+    for path in ROUTE_PATHS {
+        let wrong = call(&svc, "BREW", path);
+        for m in methods(wrong.header("Allow").expect("Allow")) {
+            if !union.iter().any(|u| u == m) {
+                union.push(m.to_string());
+            }
+        }
+    }
+    let mut listed = methods(allow);
+    listed.sort_unstable();
+    union.sort_unstable();
+    assert_eq!(listed, union, "OPTIONS * says {allow}");
+    // `*` names no resource: only OPTIONS asks about it (the parser refuses the rest).
+    assert_rejected(&call(&svc, "GET", "*"), 404, "not found");
+}
+
+#[test]
+fn connect_is_refused_with_allow_and_closes() {
+    let svc = service();
+    for target in ["example.com:443", "[::1]:80", "a:1"] {
+        let resp = call(&svc, "CONNECT", target);
+        assert_rejected(&resp, 405, "no proxy");
+        assert_eq!(
+            resp.header("Allow"),
+            call(&svc, "OPTIONS", "*").header("Allow")
+        );
+        assert!(resp.close, "CONNECT {target}: the connection closes");
+    }
+}
+
+#[test]
+fn absolute_form_routes_by_its_path_and_names_its_authority() {
+    let svc = service();
+    let cases = [
+        ("http://host/json", "host", "/json", None),
+        (
+            "HTTPS://host:8443/kv/a?x=1",
+            "host:8443",
+            "/kv/a",
+            Some("x=1"),
+        ),
+        ("http://host", "host", "/", None),
+        ("http://[::1]?q", "[::1]", "/", Some("q")),
+    ];
+    for (target, authority, path, query) in cases {
+        let req = Request::build("GET", target, &[("Host", "other")], b"");
+        assert_eq!(
+            req.authority(),
+            Some(authority),
+            "{target}: the target wins over Host"
+        );
+        assert_eq!((req.path(), req.query()), (path, query), "{target}");
+    }
+    let json = call_with(&svc, "GET", "http://host/json", &[("Host", "other")], b"");
+    assert_eq!(json.status, 200);
+    let origin = Request::build("GET", "/json", &[("Host", "other")], b"");
+    assert_eq!(origin.authority(), Some("other"));
+    let connect = Request::build("CONNECT", "a:443", &[("Host", "b")], b"");
+    assert_eq!(
+        (connect.authority(), connect.path()),
+        (Some("a:443"), "a:443")
+    );
 }
 
 #[test]

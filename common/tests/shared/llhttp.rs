@@ -99,6 +99,25 @@ pub fn lists_other_coding(raw: &[u8]) -> bool {
     })
 }
 
+/// Whether the first request line's target holds a fragment (`#`) or, in absolute-form, userinfo
+/// (`@` in the authority): both refused by this server whatever llhttp makes of them.
+pub fn target_refused(raw: &[u8]) -> bool {
+    let Some(line) = split_crlf(raw).into_iter().find(|l| !l.is_empty()) else {
+        return false;
+    };
+    let target = line.split(|&b| b == b' ').nth(1).unwrap_or_default();
+    let authority = target
+        .windows(3)
+        .position(|w| w == b"://")
+        .map(|i| &target[i + 3..])
+        .map(|rest| {
+            rest.split(|&b| b == b'/' || b == b'?')
+                .next()
+                .unwrap_or_default()
+        });
+    target.contains(&b'#') || authority.is_some_and(|a| a.contains(&b'@'))
+}
+
 /// How a case is judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Judgement {
@@ -137,6 +156,12 @@ pub fn judgement(title: &str, expect_error: bool, error: &str, raw: &[u8]) -> Ju
             // routing answers it, not the framing core.
             return Judgement::Either;
         }
+        return Judgement::Reject;
+    }
+    if target_refused(raw) {
+        // llhttp also parses for proxies and clients, and lets a fragment or userinfo through.
+        // An origin server refuses both (RFC 9112 section 3.2: no request-target form has a
+        // fragment; RFC 9110 section 4.2.4: treat userinfo as an error), with a 400.
         return Judgement::Reject;
     }
     if title == "M-SEARCH request" {

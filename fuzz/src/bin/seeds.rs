@@ -37,13 +37,21 @@ fn valid() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("obs-text in a value", get_with("X: caf\u{e9}\tau lait\r\n")),
         ("every tchar in a name", get_with("X-!#$%&'*+.^_`|~: v\r\n")),
-        raw("empty Host", "GET / HTTP/1.1\r\nHost:\r\n\r\n"),
+        raw("Host with percent-encoding and a port", "GET / HTTP/1.1\r\nHost: a%2Db:80\r\n\r\n"),
         raw("IPv6 Host with port", "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n"),
         raw("unknown method", "PURGE /x HTTP/1.1\r\nHost: a\r\n\r\n"),
         raw("absolute-form", "GET http://a/x?q HTTP/1.1\r\nHost: a\r\n\r\n"),
+        raw(
+            "absolute-form beside another Host",
+            "GET HTTPS://[::1]:8443?q HTTP/1.1\r\nHost: other\r\n\r\n",
+        ),
         raw("asterisk-form", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"),
+        raw(
+            "OPTIONS with a body",
+            "OPTIONS /json HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhiGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        ),
+        // The core lets CONNECT through; the service refuses it (405, Allow, close).
         raw("authority-form", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"),
-        raw("fragment", "GET /a?b#c HTTP/1.1\r\nHost: a\r\n\r\n"),
         ("leading empty lines", [&b"\r\n\r\n"[..], &get_with("")].concat()),
         raw(
             "Content-Length body",
@@ -183,6 +191,10 @@ fn rejected() -> Vec<(&'static str, Vec<u8>)> {
         raw("missing Host", "GET / HTTP/1.1\r\n\r\n"),
         ("two Hosts", get_with("Host: b\r\n")),
         raw("Host with userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n"),
+        raw("empty Host", "GET / HTTP/1.1\r\nHost:\r\n\r\n"),
+        raw("Host of a tab", "GET / HTTP/1.1\r\nHost:\t\r\n\r\n"),
+        raw("Host with an open bracket", "GET / HTTP/1.1\r\nHost: [::1:80\r\n\r\n"),
+        raw("absolute-form beside a Host of a space", "GET http://a/ HTTP/1.1\r\nHost: \r\n\r\n"),
         // Chunked framing.
         ("chunk size zz", chunked("zz\r\n")),
         ("chunk size empty", chunked("\r\nabc\r\n")),
@@ -217,6 +229,15 @@ fn rejected() -> Vec<(&'static str, Vec<u8>)> {
         raw("target double slash", "GET //x HTTP/1.1\r\nHost: a\r\n\r\n"),
         raw("asterisk with GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n"),
         raw("CONNECT with a path", "CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n"),
+        raw("CONNECT without a port", "CONNECT a HTTP/1.1\r\nHost: a\r\n\r\n"),
+        raw("authority-form with GET", "GET a:443 HTTP/1.1\r\nHost: a\r\n\r\n"),
+        raw("fragment", "GET /a?b#c HTTP/1.1\r\nHost: a\r\n\r\n"),
+        raw("absolute-form with userinfo", "GET http://u@a/x HTTP/1.1\r\nHost: a\r\n\r\n"),
+        raw("absolute-form with a bad byte in the authority", "GET http://a\"b/ HTTP/1.1\r\nHost: a\r\n\r\n"),
+        (
+            "501 method past the line limit",
+            format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "M".repeat(9000)).into_bytes(),
+        ),
         (
             "TLS hello",
             b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(),
