@@ -79,6 +79,7 @@ impl Ctx {
             counters,
             per_process,
             debug_routes: opts.debug_routes,
+            process: Some(crate::process::probe(per_process)),
         });
         // The first server of the process names the counters a rejected connection counts in.
         let _ = REJECTIONS.set(&counters.rejected_total);
