@@ -14,7 +14,8 @@ pub struct EncodeCtx<'a> {
     pub head_only: bool,
     /// The connection stays open after this response.
     pub keep_alive: bool,
-    /// The `Date` value (an IMF-fixdate).
+    /// The `Date` value (an IMF-fixdate); empty for none, as in an answer encoded once and
+    /// reused, which would carry a stale one (RFC 9110 6.6.1 lets 1xx and 5xx answers go without).
     pub date: &'a [u8],
 }
 
@@ -25,9 +26,12 @@ pub fn encode_response(resp: &Response, ctx: EncodeCtx<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(num.format(resp.status).as_bytes());
     out.push(b' ');
     out.extend_from_slice(reason_phrase(resp.status).as_bytes());
-    out.extend_from_slice(b"\r\nServer: zoo\r\nDate: ");
-    out.extend_from_slice(ctx.date);
-    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(b"\r\nServer: zoo\r\n");
+    if !ctx.date.is_empty() {
+        out.extend_from_slice(b"Date: ");
+        out.extend_from_slice(ctx.date);
+        out.extend_from_slice(b"\r\n");
+    }
     for (name, value) in &resp.headers {
         if OWNED.iter().any(|owned| name.eq_ignore_ascii_case(owned)) {
             continue;

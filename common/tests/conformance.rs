@@ -21,7 +21,6 @@ mod support;
 
 use common::{Limits, Want};
 use llhttp::{judgement, with_host, Judgement};
-use std::path::Path;
 use std::time::Duration;
 use support::Server;
 
@@ -159,12 +158,11 @@ fn check(title: &str, raw: &[u8], judgement: Judgement) -> Result<(), String> {
 
 #[test]
 fn llhttp_request_cases() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/llhttp");
-    let path = dir.join("cases.json");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        println!("skipped: {} absent", path.display());
+    let Some(dir) = llhttp::conformance_dir() else {
         return;
     };
+    let path = dir.join("llhttp/cases.json");
+    let text = std::fs::read_to_string(&path).expect("read llhttp/cases.json");
     let cases: serde_json::Value = serde_json::from_str(&text).expect("cases.json is JSON");
     let cases = cases.as_array().expect("cases.json is a list");
     let mut failures = Vec::new();

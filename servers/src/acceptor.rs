@@ -1,47 +1,28 @@
 //! The blocking accept loop shared by the models that accept on one thread and hand each
-//! connection away (thread, fork): load shedding over `--max-connections`, back-off when the
-//! process is out of descriptors, and the graceful stop.
+//! connection away (thread, fork): admission (the limit, shedding and back-off of
+//! [`crate::admission`]) called the blocking way, and the graceful stop.
 
+use crate::admission::{AcceptFailed, Backoff, ConnGuard};
 use crate::blocking::wait_any;
-use crate::server::{is_resource_error, shed, Ctx};
+use crate::server::Ctx;
 use crate::shutdown;
-use common::stats::Counters;
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
-
-/// Counts a connection open for as long as it lives.
-pub struct ConnGuard(&'static Counters);
-
-impl ConnGuard {
-    /// Counts a new connection.
-    pub fn new(counters: &'static Counters) -> ConnGuard {
-        counters.connection_opened();
-        ConnGuard(counters)
-    }
-}
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        self.0.connection_closed();
-    }
-}
 
 /// Accepts until a graceful stop is asked for, handing each connection under the limit to
-/// `serve`. A connection over `--max-connections` gets a 503 and is closed at once.
-pub fn accept_loop(ctx: &Ctx, listener: &TcpListener, mut serve: impl FnMut(TcpStream)) {
+/// `serve` with its guard. A connection over `--max-connections` gets a 503 and is closed at once.
+pub fn accept_loop(ctx: &Ctx, listener: &TcpListener, mut serve: impl FnMut(TcpStream, ConnGuard)) {
     accept_loop_waking(ctx, listener, None, |event| {
-        if let Accepted::Conn(stream) = event {
-            serve(stream);
+        if let Accepted::Conn(stream, guard) = event {
+            serve(stream, guard);
         }
     });
 }
 
 /// What [`accept_loop_waking`] hands its caller.
 pub enum Accepted {
-    /// A connection under the limit, to serve.
-    Conn(TcpStream),
+    /// A connection under the limit, to serve, and the guard that counts it open.
+    Conn(TcpStream, ConnGuard),
     /// The `wake` descriptor is readable: the caller drains it (or the loop spins).
     Woken,
 }
@@ -55,7 +36,7 @@ pub fn accept_loop_waking(
     mut on: impl FnMut(Accepted),
 ) {
     let stop = shutdown::get();
-    let mut backoff = Duration::from_millis(10);
+    let mut backoff = Backoff::default();
     while !stop.requested() {
         let fds = [listener.as_raw_fd(), stop.fd(), wake.unwrap_or(-1)];
         let [incoming, stopped, woken] = match wait_any(fds, None) {
@@ -75,32 +56,18 @@ pub fn accept_loop_waking(
             continue;
         }
         match listener.accept() {
-            Ok((mut stream, _)) => {
-                backoff = Duration::from_millis(10);
-                let active = ctx.counters.connections_active.load(Relaxed);
-                if active >= i64::from(ctx.opts.max_connections) {
-                    shed(&mut stream, ctx.counters);
-                    continue;
+            Ok((stream, _)) => {
+                backoff.succeeded();
+                if let Some(guard) = ctx.admission.admit(&stream) {
+                    on(Accepted::Conn(stream, guard));
                 }
-                on(Accepted::Conn(stream));
             }
-            Err(e) if is_resource_error(&e) => {
-                // Out of descriptors: accepting again at once would spin. Wait for connections
-                // to close; the pending ones stay in the backlog meanwhile.
-                eprintln!("zoo: accept: {e}; backing off {backoff:?}");
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+            Err(e) => {
+                // Out of descriptors: the pending clients stay in the backlog meanwhile.
+                if let AcceptFailed::Pause(pause) = backoff.on_error(&e) {
+                    std::thread::sleep(pause);
+                }
             }
-            // ECONNABORTED and friends: the peer gave up before we accepted it.
-            Err(_) => {}
         }
-    }
-}
-
-/// After the accept loop ends: waits for open connections to finish, up to the grace period.
-pub fn wait_for_drain(ctx: &Ctx) {
-    let until = Instant::now() + ctx.grace();
-    while ctx.counters.connections_active.load(Relaxed) > 0 && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(5));
     }
 }

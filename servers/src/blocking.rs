@@ -11,7 +11,7 @@ use common::{Connection, Want};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as Side, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What a wait ended with.
 #[derive(Debug, PartialEq, Eq)]
@@ -59,7 +59,7 @@ pub fn drive(ctx: &Ctx, stream: &mut TcpStream, conn: &mut Connection, keep: Kee
         answer_ready_with(ctx, conn, |conn| {
             keep == KeepAlive::WhileWaiting && !conn.has_buffered_input() && !has_unread_input(fd)
         });
-        if flush(stream, conn).is_err() {
+        if flush(stream, conn, ctx.limits.body_timeout).is_err() {
             return;
         }
         match conn.want() {
@@ -132,15 +132,20 @@ pub fn read_into(stream: &mut impl Read, conn: &mut Connection) -> io::Result<()
     }
 }
 
-/// Writes all queued output, in one write when the socket takes it.
-pub fn flush<S: Write + AsRawFd>(stream: &mut S, conn: &mut Connection) -> io::Result<()> {
+/// Writes all queued output, in one write when the socket takes it. On a non-blocking socket, a
+/// client that takes nothing for `timeout` (the body timeout) is given up with `TimedOut`.
+pub fn flush<S: Write + AsRawFd>(
+    stream: &mut S,
+    conn: &mut Connection,
+    timeout: Duration,
+) -> io::Result<()> {
     while !conn.output().is_empty() {
         match stream.write(conn.output()) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => conn.consume_output(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                wait_writable(stream.as_raw_fd())?;
+                wait_writable(stream.as_raw_fd(), timeout)?;
             }
             Err(e) => return Err(e),
         }
@@ -198,16 +203,20 @@ pub fn wait_any<const N: usize>(
     }
 }
 
-/// Waits until `fd` can take more output (for sockets in non-blocking mode).
-pub fn wait_writable(fd: RawFd) -> io::Result<()> {
+/// Waits until `fd` can take more output (for sockets in non-blocking mode), at most `timeout`.
+pub fn wait_writable(fd: RawFd, timeout: Duration) -> io::Result<()> {
     let mut pfd = libc::pollfd {
         fd,
         events: libc::POLLOUT,
         revents: 0,
     };
+    let until = Instant::now() + timeout;
     loop {
+        let left = until.saturating_duration_since(Instant::now());
+        // Rounded up, so a wait never ends a hair early; an interrupted wait goes on with the rest.
+        let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
         // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, 10_000) };
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
         match n {
             0 => return Err(io::ErrorKind::TimedOut.into()),
             n if n > 0 => return Ok(()),

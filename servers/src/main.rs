@@ -1,9 +1,11 @@
 //! `zoo`: one HTTP/1.1 service served by the concurrency model picked at launch.
 //!
 //! - [`cli`]: the options (each also from a `ZOO_*` environment variable).
-//! - [`server`]: what every model shares: service, limits, counters, binding, load shedding.
+//! - [`server`]: what every model shares: service, limits, counters, binding.
+//! - [`admission`]: the connection limit, the shed 503, the accept back-off, the connection
+//!   guards and the drain, once for every model.
 //! - [`shutdown`]: SIGTERM/SIGINT as a descriptor that every model can wait on.
-//! - [`acceptor`]: the blocking accept loop with limits and back-off.
+//! - [`acceptor`]: the blocking accept loop (thread, fork) over [`admission`].
 //! - [`blocking`]: the per-connection loop for blocking IO.
 //! - [`children`]: forking, reaping and stopping child processes (fork, prefork).
 //! - [`scoreboard`]: server-wide counters in memory shared by every process (fork, prefork).
@@ -12,6 +14,7 @@
 //! - [`models`]: one module per model.
 
 mod acceptor;
+mod admission;
 mod blocking;
 mod children;
 mod cli;
@@ -42,10 +45,29 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("zoo: {e}");
-            ExitCode::FAILURE
+            match e.is::<Unavailable>() {
+                true => ExitCode::from(UNAVAILABLE),
+                false => ExitCode::FAILURE,
+            }
         }
     }
 }
+
+/// The exit status when the kernel refuses what the model needs (io_uring): EX_UNAVAILABLE of
+/// sysexits.h, so a test or a script can tell "not here" from "broken" (status 1).
+const UNAVAILABLE: u8 = 69;
+
+/// The kernel refuses what the model needs; the text says what and why.
+#[derive(Debug)]
+struct Unavailable(String);
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
 
 fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
     shutdown::install()?;
@@ -55,7 +77,7 @@ fn run(opts: Options) -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     let model = opts.model;
     if model == Model::Uring {
-        models::uring::check_available()?;
+        models::uring::check_available().map_err(Unavailable)?;
     }
     // The process models count in shared memory, mapped before anything forks.
     let board = model.multi_process().then(Scoreboard::create).transpose()?;

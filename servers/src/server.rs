@@ -1,6 +1,7 @@
 //! What every model shares: the service, the limits, the counters, binding the listener, the
-//! answer to one request (panics caught, counted, logged), and load shedding.
+//! answer to one request (panics caught, counted, logged).
 
+use crate::admission::Admission;
 use crate::cli::Options;
 use common::handler::internal_error;
 use common::service::{Service, ServiceConfig};
@@ -12,38 +13,35 @@ use std::ops::{Deref, DerefMut};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-/// Where [`Conn`] counts rejections: the process's `zoo_rejected_total`, set by [`Ctx::new`].
-static REJECTIONS: OnceLock<&'static AtomicU64> = OnceLock::new();
-
 /// A [`Connection`] of this server: when it is dropped, however its driver ended it, a request
-/// the protocol core refused on it (400, 408, 413, 431, 501, 505...) counts in
+/// the protocol core refused on it (400, 408, 413, 431, 501, 505...) counts in its server's
 /// `zoo_rejected_total`. The service never sees those requests, so no driver has to remember to
-/// count them, and nothing is added per connection (the counter is process-wide).
+/// count them.
 #[derive(Debug)]
-pub struct Conn(Connection);
+pub struct Conn {
+    conn: Connection,
+    rejected: &'static AtomicU64,
+}
 
 impl Deref for Conn {
     type Target = Connection;
     fn deref(&self) -> &Connection {
-        &self.0
+        &self.conn
     }
 }
 
 impl DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut Connection {
-        &mut self.0
+        &mut self.conn
     }
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        if self.0.rejection().is_some() {
-            if let Some(rejected) = REJECTIONS.get() {
-                rejected.fetch_add(1, Relaxed);
-            }
+        if self.conn.rejection().is_some() {
+            self.rejected.fetch_add(1, Relaxed);
         }
     }
 }
@@ -58,6 +56,8 @@ pub struct Ctx {
     pub service: Service,
     /// Server-wide counters (in shared memory under the process models).
     pub counters: &'static Counters,
+    /// The connection limit, the shed answer, the per-connection guards and the drain.
+    pub admission: &'static Admission,
 }
 
 impl Ctx {
@@ -81,19 +81,23 @@ impl Ctx {
             debug_routes: opts.debug_routes,
             process: Some(crate::process::probe(per_process)),
         });
-        // The first server of the process names the counters a rejected connection counts in.
-        let _ = REJECTIONS.set(&counters.rejected_total);
+        // Leaked, as the counters are: one per server, and every connection's guard points at it.
+        let admission = Box::leak(Box::new(Admission::new(counters, opts.max_connections)));
         Ctx {
             opts,
             limits,
             service,
             counters,
+            admission,
         }
     }
 
     /// A new connection, accepted now, that counts its rejection when it ends (see [`Conn`]).
     pub fn connection(&self, now: Instant) -> Conn {
-        Conn(Connection::new(self.limits, now, SystemTime::now()))
+        Conn {
+            conn: Connection::new(self.limits, now, SystemTime::now()),
+            rejected: &self.counters.rejected_total,
+        }
     }
 
     /// Asks the service for the answer to `req`. A panicking handler costs its client a 500 and
@@ -123,20 +127,6 @@ impl Ctx {
     pub fn grace(&self) -> Duration {
         Duration::from_secs_f64(self.opts.grace)
     }
-}
-
-/// The fixed answer to a connection over `--max-connections`.
-pub const SHED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nServer: zoo\r\n\
-Retry-After: 1\r\nContent-Type: text/plain\r\nContent-Length: 20\r\nConnection: close\r\n\r\n\
-too many connections";
-
-/// Sheds a connection: a best-effort 503 without blocking, then close.
-pub fn shed(stream: &mut impl Write, counters: &Counters) {
-    counters
-        .shed_total
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    // Best effort: a client that cannot take 170 bytes at once gets a bare close instead.
-    let _ = stream.write(SHED_RESPONSE);
 }
 
 /// Binds the listening socket with a deep backlog (c10k bursts) and SO_REUSEADDR.
@@ -174,12 +164,4 @@ pub fn raise_nofile_limit() {
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
-}
-
-/// Whether an accept error means "out of descriptors or memory": back off, don't spin.
-pub fn is_resource_error(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
 }

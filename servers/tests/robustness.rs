@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::{
     cpu_seconds, for_each_model_with, parse_responses, raise_nofile_limit, read_all, wait_for,
-    Exchange, Server, Unavailable,
+    wait_until, Exchange, Server,
 };
 
 /// Models that give each connection one worker out of a fixed set, for as long as it is open
@@ -320,8 +320,13 @@ fn over_max_connections_a_model_sheds_or_stops_accepting() {
         |s| {
             let m = s.model.as_str();
             let mut held = hold_partial_heads(s, LIMIT);
-            // Let the server take all of them before the one over the limit comes.
-            std::thread::sleep(Duration::from_millis(200));
+            // The server takes all of them before the one over the limit comes.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            assert!(
+                wait_until(deadline, || s.accepted().len() >= LIMIT),
+                "{m}: {} of {LIMIT} connections accepted",
+                s.accepted().len()
+            );
             let mut over = s.connect();
             over.write_all(GET_CLOSE).unwrap();
             let ex = read_all(&mut over, Duration::from_millis(1500));
@@ -413,15 +418,25 @@ fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
         |probe| {
             let m = probe.model.as_str();
             let s = Server::try_start_with(m, &["--header-timeout", "30"], low_nofile)
-                .unwrap_or_else(|Unavailable(why)| {
-                    panic!("{m}: cannot start with {LOW_NOFILE} descriptors: {why}")
-                });
+                .unwrap_or_else(|e| panic!("{m}: cannot start with {LOW_NOFILE} descriptors: {e}"));
             assert_eq!(s.get("/").status, 200, "{m}");
             let held = hold_partial_heads(&s, holders);
-            std::thread::sleep(Duration::from_millis(300));
-            let own_fds = std::fs::read_dir(format!("/proc/{}/fd", s.pid()))
-                .map(|d| d.count())
-                .unwrap_or(0);
+            let own_fds = || {
+                std::fs::read_dir(format!("/proc/{}/fd", s.pid()))
+                    .map(|d| d.count())
+                    .unwrap_or(0)
+            };
+            // The server takes all it can: the one process runs out of descriptors; a prefork
+            // worker each takes one; fork takes every client, a child each.
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let full = wait_until(deadline, || match m {
+                "prefork" => s.accepted().len() >= cpus,
+                "fork" => s.accepted().len() >= holders,
+                _ => own_fds() as u64 >= LOW_NOFILE - 2,
+            });
+            assert!(full, "{m}: {} connections accepted", s.accepted().len());
+            let own_fds = own_fds();
             if !PROCESS_PER_CONNECTION.contains(&m) {
                 // The test really ran the one process out of descriptors.
                 assert!(
@@ -584,6 +599,8 @@ fn graceful_stop_under_load_fails_no_request_the_server_had_taken() {
                 .expect("spawn loadtest");
             // Read its output while it runs, so a full pipe never stalls it.
             let load = std::thread::spawn(move || load.wait_with_output().expect("loadtest"));
+            // Not a wait for a state: the scenario is a signal 1.5 s into a 2.5 s run, so at
+            // least one whole second of it ends before the signal (checked below).
             std::thread::sleep(Duration::from_millis(1500));
             // Requests in flight at the signal: sent well before it, still being answered after.
             let mut probes: Vec<TcpStream> = (0..PROBES)
@@ -594,18 +611,31 @@ fn graceful_stop_under_load_fails_no_request_the_server_had_taken() {
                     c
                 })
                 .collect();
-            std::thread::sleep(Duration::from_millis(200));
+            // In flight: each probe accepted and its request read (prefork: once a worker is free).
+            let deadline = Instant::now() + Duration::from_secs(2);
+            let taken_by = Instant::now();
+            assert!(
+                wait_until(deadline, || s.has_taken(&probes)),
+                "{m}: the probes were not all taken within 2 s"
+            );
+            eprintln!("graceful {m}: probes taken in {:?}", taken_by.elapsed());
             let signalled = started.elapsed();
             // SAFETY: kill(2) on the server this test started.
             unsafe { libc::kill(s.pid() as i32, libc::SIGTERM) };
             // While the probes are still being answered, a new client must be refused: a listener
             // left open takes connections (and their requests) that nobody will accept, and they
-            // are reset at exit, when the client can no longer tell whether its request ran.
-            std::thread::sleep(Duration::from_millis(100));
-            let late = TcpStream::connect(s.addr).map(|c| c.peer_addr());
+            // are reset at exit, when the client can no longer tell whether its request ran. The
+            // signal takes a moment to be heard: poll until refused, well within the probes' 600 ms.
+            let mut late = TcpStream::connect(s.addr).map(|c| c.peer_addr());
+            let deadline = Instant::now() + Duration::from_millis(300);
+            let refused = |late: &std::io::Result<_>| matches!(late, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused);
+            wait_until(deadline, || {
+                late = TcpStream::connect(s.addr).map(|c| c.peer_addr());
+                refused(&late)
+            });
             assert!(
-                matches!(&late, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
-                "{m}: a connection 100 ms after SIGTERM was let in ({late:?}), while requests are \
+                refused(&late),
+                "{m}: a connection 300 ms after SIGTERM was let in ({late:?}), while requests are \
                  still in flight: the listener is still open"
             );
             let exit = s.wait_exit(Duration::from_secs_f64(GRACE + 1.0));

@@ -5,6 +5,35 @@
 
 #![allow(dead_code)] // each test binary uses its own part
 
+use std::path::PathBuf;
+
+/// The external conformance data: `../shared/conformance` beside the repository, or the folder
+/// `ZOO_CONFORMANCE_DIR` names (a missing one shows what happens without the data). Absent, it
+/// fails the test under CI (`CI=true`), where a suite that replays nothing must not pass; outside
+/// CI it is `None`, after a line saying the suite skipped and why.
+pub fn conformance_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("ZOO_CONFORMANCE_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        // Both crates sit one level below the repository, so the path is the same from either.
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance"),
+    };
+    if dir.join("llhttp/cases.json").is_file() {
+        return Some(dir);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(
+        !ci,
+        "the conformance data is missing: {} has no llhttp/cases.json (CI=true, so this fails)",
+        dir.display()
+    );
+    println!(
+        "skipped: the conformance data is missing ({} has no llhttp/cases.json); \
+         not under CI, so the suite passes without replaying anything",
+        dir.display()
+    );
+    None
+}
+
 /// Whether `line` is an HTTP/1.x request line: `token SP target SP HTTP/1.d`.
 pub fn is_request_line(line: &[u8]) -> bool {
     let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();

@@ -20,10 +20,12 @@
 //!   watching the shutdown pipe in its reactor). The accept loop then stops accepting, tells every
 //!   connection through a `watch` channel (idle ones close at once, busy ones after their answer),
 //!   and waits for them up to `--grace`.
-//! - Over `--max-connections` a new connection gets a best-effort 503 ([`shed`]) and is closed.
+//! - Admission ([`crate::admission`]) the async way: over `--max-connections` a new connection
+//!   gets a best-effort 503 and is closed; out of descriptors, the accept loop sleeps on the
+//!   runtime's timer; at the stop it waits for the last connection's guard to wake it.
 
-use crate::acceptor::ConnGuard;
-use crate::server::{is_resource_error, shed, Ctx};
+use crate::admission::{AcceptFailed, Backoff};
+use crate::server::Ctx;
 use crate::shutdown;
 use common::handler::{internal_error, run_job};
 use common::{Connection, Reply, Spare, Want};
@@ -33,7 +35,6 @@ use std::future::{pending, poll_fn, Future};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::{pin, Pin};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -87,18 +88,15 @@ pub async fn serve<R: Runtime>(
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut stopped = pin!(stopped);
-    let mut backoff = Duration::from_millis(10);
+    let mut backoff = Backoff::default();
     loop {
         match race(R::accept(&listener), pending(), stopped.as_mut()).await {
             Woken::Done(Ok(stream)) => {
-                backoff = Duration::from_millis(10);
-                let active = ctx.counters.connections_active.load(Relaxed);
-                if active >= i64::from(ctx.opts.max_connections) {
-                    // The socket is non-blocking: the 503 goes out now or not at all.
-                    shed(&mut &*SockRef::from(&stream), ctx.counters);
+                backoff.succeeded();
+                // The socket is non-blocking: a 503 goes out now or not at all.
+                let Some(guard) = ctx.admission.admit(&*SockRef::from(&stream)) else {
                     continue;
-                }
-                let guard = ConnGuard::new(ctx.counters);
+                };
                 let ctx = ctx.clone();
                 let stop = stop_rx.clone();
                 spawn(Box::pin(async move {
@@ -106,24 +104,20 @@ pub async fn serve<R: Runtime>(
                     serve_conn::<R>(&ctx, stream, stop).await;
                 }));
             }
-            Woken::Done(Err(e)) if is_resource_error(&e) => {
+            Woken::Done(Err(e)) => {
                 // Out of descriptors: the backlog keeps the clients while connections close.
-                eprintln!("zoo: accept: {e}; backing off {backoff:?}");
-                R::sleep_until(Instant::now() + backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                if let AcceptFailed::Pause(pause) = backoff.on_error(&e) {
+                    R::sleep_until(Instant::now() + pause).await;
+                }
             }
-            // ECONNABORTED and friends: the peer gave up before we accepted it.
-            Woken::Done(Err(_)) => {}
             Woken::Stop | Woken::Timeout => break,
         }
     }
     drop(listener);
     // Receivers outlive the sender's drop too, but a sent value is clearer than a closed channel.
     let _ = stop_tx.send(true);
-    let until = Instant::now() + ctx.grace();
-    while ctx.counters.connections_active.load(Relaxed) > 0 && Instant::now() < until {
-        R::sleep_until(Instant::now() + Duration::from_millis(5)).await;
-    }
+    let grace = R::sleep_until(Instant::now() + ctx.grace());
+    race(ctx.admission.drained(), grace, pending()).await;
 }
 
 thread_local! {

@@ -52,9 +52,9 @@
 //!   reads again without parking.
 
 use super::async_conn::scheduler_threads;
-use crate::acceptor::{wait_for_drain, ConnGuard};
+use crate::admission::{AcceptFailed, Backoff};
 use crate::blocking::{flush, wait_readable, Woken};
-use crate::server::{is_resource_error, shed, Ctx};
+use crate::server::Ctx;
 use crate::shutdown;
 use common::handler::{internal_error, run_job};
 use common::{Connection, Reply, Request, Response, Want};
@@ -104,25 +104,22 @@ pub fn run(ctx: Arc<Ctx>, listener: std::net::TcpListener) -> io::Result<()> {
     };
     // An error here is a panic in the accept loop, already reported by may; drain all the same.
     let _ = accepting.join();
-    wait_for_drain(&ctx);
+    ctx.admission.wait_drained(Instant::now() + ctx.grace());
     Ok(())
 }
 
 /// Accepts until a graceful stop, starting a coroutine per connection.
 fn accept_loop(ctx: &Arc<Ctx>, listener: &TcpListener, registry: &Arc<Registry>) {
     let stop = shutdown::get();
-    let mut backoff = Duration::from_millis(10);
+    let mut backoff = Backoff::default();
     while !stop.requested() {
         match listener.accept() {
             Ok((stream, _)) => {
-                backoff = Duration::from_millis(10);
-                let active = ctx.counters.connections_active.load(Relaxed);
-                if active >= i64::from(ctx.opts.max_connections) {
-                    // may made the socket non-blocking: the 503 goes out now or not at all.
-                    shed(&mut stream.inner(), ctx.counters);
+                backoff.succeeded();
+                // may made the socket non-blocking: a 503 goes out now or not at all.
+                let Some(guard) = ctx.admission.admit(stream.inner()) else {
                     continue;
-                }
-                let guard = ConnGuard::new(ctx.counters);
+                };
                 let ctx = ctx.clone();
                 let registry = registry.clone();
                 // SAFETY: as for the accept loop: the connection's code yields only in may calls
@@ -138,13 +135,13 @@ fn accept_loop(ctx: &Arc<Ctx>, listener: &TcpListener, registry: &Arc<Registry>)
                     eprintln!("zoo: cannot start a coroutine: {e}");
                 }
             }
-            Err(e) if is_resource_error(&e) => {
-                eprintln!("zoo: accept: {e}; backing off {backoff:?}");
-                may::coroutine::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+            // Out of descriptors: park this coroutine, the others go on serving. Any other error
+            // is a peer that gave up, or the listener shut by the reaper (the loop ends).
+            Err(e) => {
+                if let AcceptFailed::Pause(pause) = backoff.on_error(&e) {
+                    may::coroutine::sleep(pause);
+                }
             }
-            // ECONNABORTED and friends, or the listener shut by the reaper (the loop ends).
-            Err(_) => {}
         }
     }
 }
@@ -162,7 +159,7 @@ fn serve(ctx: &Ctx, mut stream: TcpStream, registry: &Registry) {
     let mut reader = Reader { wait_first: false };
     loop {
         answer_ready(ctx, &mut conn);
-        if flush(&mut stream, &mut conn).is_err() {
+        if flush(&mut stream, &mut conn, ctx.limits.body_timeout).is_err() {
             return;
         }
         match conn.want() {

@@ -17,7 +17,8 @@
 //! SIGTERM/SIGINT the parent stops accepting, sends SIGTERM to each child (which finishes its
 //! request and closes), waits up to `--grace`, then kills the rest.
 
-use crate::acceptor::{accept_loop_waking, Accepted, ConnGuard};
+use crate::acceptor::{accept_loop_waking, Accepted};
+use crate::admission::ConnGuard;
 use crate::blocking::serve;
 use crate::children::{Children, Exit};
 use crate::server::Ctx;
@@ -34,8 +35,7 @@ pub fn run(ctx: &Ctx, listener: TcpListener) -> io::Result<()> {
     let wake = children.wake_fd();
     accept_loop_waking(ctx, &listener, Some(wake), |event| match event {
         Accepted::Woken => children.reap(child_gone),
-        Accepted::Conn(stream) => {
-            let guard = ConnGuard::new(ctx.counters);
+        Accepted::Conn(stream, guard) => {
             let forked = children.spawn(guard, move || {
                 // SAFETY: the child's inherited copy of the listener: only the parent accepts.
                 // The listener value that owns the number is never dropped in the child.

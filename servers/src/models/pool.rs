@@ -13,10 +13,9 @@
 //! client learns now instead of timing out later). Over `--max-connections` a new connection gets
 //! 503 and is closed.
 
-use crate::acceptor::ConnGuard;
+use crate::admission::{AcceptFailed, Backoff, ConnGuard};
 use crate::blocking::{answer_ready, flush};
-use crate::server::Conn;
-use crate::server::{is_resource_error, shed, Ctx};
+use crate::server::{Conn, Ctx};
 use crate::shutdown;
 use common::Want;
 use mio::net::{TcpListener, TcpStream};
@@ -35,8 +34,6 @@ use threadpool::ThreadPool;
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const STOP: Token = Token(usize::MAX - 3);
-/// How long accepting pauses when the process is out of descriptors.
-const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
 /// A connection and what the poller knows of it.
 struct Entry {
@@ -65,6 +62,7 @@ struct Poller {
     /// edge-triggered, so the connections already waiting in the backlog would otherwise wait
     /// for the next new one to arrive before anyone looked again.
     accept_retry: Option<Instant>,
+    backoff: Backoff,
 }
 
 /// Serves until a graceful stop, then drains.
@@ -93,6 +91,7 @@ pub fn run(ctx: Arc<Ctx>, listener: std::net::TcpListener) -> io::Result<()> {
         back_rx,
         draining: None,
         accept_retry: None,
+        backoff: Backoff::default(),
     };
     poller.run()
 }
@@ -156,16 +155,13 @@ impl Poller {
                 return;
             };
             match listener.accept() {
-                Ok((mut stream, _)) => {
-                    if self.entries.len() + self.in_pool.load(Relaxed)
-                        >= self.ctx.opts.max_connections as usize
-                    {
-                        shed(&mut stream, self.ctx.counters);
+                Ok((stream, _)) => {
+                    self.backoff.succeeded();
+                    let Some(guard) = self.ctx.admission.admit(&stream) else {
                         continue;
-                    }
+                    };
                     let _ = stream.set_nodelay(true);
                     let conn = self.ctx.connection(Instant::now());
-                    let guard = ConnGuard::new(self.ctx.counters);
                     let entry = Entry {
                         stream,
                         conn,
@@ -174,16 +170,17 @@ impl Poller {
                     };
                     self.insert(entry);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if is_resource_error(&e) => {
-                    // Out of descriptors: stop accepting for a moment (the backlog keeps the
-                    // clients) instead of spinning, and without sleeping: the connections
-                    // already open go on being served meanwhile.
-                    eprintln!("zoo: accept: {e}; trying again in {ACCEPT_RETRY:?}");
-                    self.accept_retry = Some(Instant::now() + ACCEPT_RETRY);
-                    return;
-                }
-                Err(_) => {}
+                Err(e) => match self.backoff.on_error(&e) {
+                    AcceptFailed::Drained => return,
+                    AcceptFailed::Again | AcceptFailed::Other => {}
+                    AcceptFailed::Pause(pause) => {
+                        // Out of descriptors: stop accepting for a moment (the backlog keeps the
+                        // clients) instead of spinning, and without sleeping: the connections
+                        // already open go on being served meanwhile.
+                        self.accept_retry = Some(Instant::now() + pause);
+                        return;
+                    }
+                },
             }
         }
     }
@@ -261,7 +258,7 @@ impl Poller {
         let _ = self.poll.registry().deregister(&mut entry.stream);
         entry.queued_deadline = None;
         if self.in_pool.load(Relaxed) >= self.ctx.opts.queue as usize + self.workers.max_count() {
-            shed(&mut entry.stream, self.ctx.counters);
+            self.ctx.admission.shed(&entry.stream);
             return;
         }
         self.in_pool.fetch_add(1, Relaxed);
@@ -271,7 +268,7 @@ impl Poller {
         let in_pool = self.in_pool.clone();
         self.workers.execute(move || {
             answer_ready(&ctx, &mut entry.conn);
-            let written = flush(&mut entry.stream, &mut entry.conn);
+            let written = flush(&mut entry.stream, &mut entry.conn, ctx.limits.body_timeout);
             // Back to the poller while it has more to read; otherwise dropped (closed) here.
             // The poller outlives the pool's jobs; if it is gone the connection just closes.
             let sent_back =

@@ -28,10 +28,11 @@
 //! well; so each worker waits in its own epoll set with the listener added `EPOLLEXCLUSIVE`
 //! (Linux 4.5), which wakes one idle worker per connection, beside its stop notice.
 
+use crate::admission::{AcceptFailed, Backoff};
 use crate::blocking::{serve_with, wait_any, KeepAlive};
 use crate::children::Children;
 use crate::scoreboard::{Scoreboard, MAX_WORKERS};
-use crate::server::{is_resource_error, Ctx};
+use crate::server::Ctx;
 use crate::shutdown;
 use std::io;
 use std::net::TcpListener;
@@ -139,6 +140,7 @@ fn work(ctx: &Ctx, listener: &TcpListener, board: &Scoreboard, slot: usize, mast
         return 0; // the master died before the line above
     }
     let stop = shutdown::get();
+    let mut backoff = Backoff::default();
     let waiter = match Waiter::new(listener.as_raw_fd(), stop.fd()) {
         Ok(waiter) => waiter,
         Err(e) => {
@@ -157,21 +159,20 @@ fn work(ctx: &Ctx, listener: &TcpListener, board: &Scoreboard, slot: usize, mast
         }
         match listener.accept() {
             Ok((stream, _)) => {
+                backoff.succeeded();
                 board.opened(slot);
                 serve_with(ctx, stream, KeepAlive::WhileWaiting);
                 board.closed(slot);
             }
-            // Another worker took it.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if is_resource_error(&e) => {
+            Err(e) => match backoff.on_error(&e) {
+                // Another worker took it, or the peer gave up before we accepted it.
+                AcceptFailed::Drained | AcceptFailed::Again => {}
                 // The listener stays readable: without a pause this worker would spin.
-                eprintln!("zoo: accept: {e}; backing off");
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            // The master shut the listener down: the server is stopping (our SIGTERM follows).
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
-            // ECONNABORTED and friends: the peer gave up before we accepted it.
-            Err(_) => {}
+                AcceptFailed::Pause(pause) => std::thread::sleep(pause),
+                // The master shut the listener down: the server is stopping (our SIGTERM follows).
+                AcceptFailed::Other if e.raw_os_error() == Some(libc::EINVAL) => break,
+                AcceptFailed::Other => {}
+            },
         }
     }
     0

@@ -10,11 +10,12 @@
 //! `socketserver.ThreadingMixIn` and classic one-thread-per-client servers. Over
 //! `--max-connections` a new connection gets 503 and is closed.
 
-use crate::acceptor::{accept_loop, wait_for_drain, ConnGuard};
+use crate::acceptor::accept_loop;
 use crate::blocking::serve;
 use crate::server::Ctx;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Stack reserved for each connection's thread: the service needs little, and a small stack keeps
 /// ten thousand threads within reason.
@@ -22,8 +23,7 @@ const STACK_SIZE: usize = 256 * 1024;
 
 /// Serves until a graceful stop, then drains.
 pub fn run(ctx: Arc<Ctx>, listener: TcpListener) {
-    accept_loop(&ctx, &listener, |stream| {
-        let guard = ConnGuard::new(ctx.counters);
+    accept_loop(&ctx, &listener, |stream, guard| {
         let ctx = ctx.clone();
         let spawned = std::thread::Builder::new()
             .name("conn".into())
@@ -38,5 +38,5 @@ pub fn run(ctx: Arc<Ctx>, listener: TcpListener) {
         }
     });
     drop(listener);
-    wait_for_drain(&ctx);
+    ctx.admission.wait_drained(Instant::now() + ctx.grace());
 }

@@ -111,17 +111,36 @@ fn new_ring() -> io::Result<IoUring> {
 }
 
 /// Checks, before the ready line, that this kernel lets us use io_uring with what the model needs.
+/// The reason names the kernel's errno (`EPERM`, `ENOSYS`...), which is what a test skipping
+/// this model prints.
 pub fn check_available() -> Result<(), String> {
     let refused = |what: &str, e: io::Error| {
         let reason = e.to_string();
         let reason = reason.split(" (os error").next().unwrap_or_default();
-        format!("io_uring is not available here ({what}: {reason}); try --model=epoll")
+        let name = e.raw_os_error().map_or("", errno_name);
+        format!("io_uring is not available here ({what}: {name} {reason}); try --model=epoll")
     };
     let ring = new_ring().map_err(|e| refused("io_uring_setup", e))?;
     let mut bufs = BufRing::register(&ring, BUFFER_GROUP)
         .map_err(|e| refused("provided buffer ring, Linux 5.19+", e))?;
     bufs.unregister(&ring);
     Ok(())
+}
+
+/// The name of an errno the kernel answers io_uring_setup or a registration with when it refuses.
+fn errno_name(errno: i32) -> &'static str {
+    match errno {
+        libc::EPERM => "EPERM",
+        libc::EACCES => "EACCES",
+        libc::ENOSYS => "ENOSYS",
+        libc::EINVAL => "EINVAL",
+        libc::ENOMEM => "ENOMEM",
+        libc::EMFILE => "EMFILE",
+        libc::ENFILE => "ENFILE",
+        libc::EFAULT => "EFAULT",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        _ => "errno",
+    }
 }
 
 /// Serves until a graceful stop, then drains: one ring per thread, all on the one listener.

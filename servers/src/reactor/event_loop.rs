@@ -3,9 +3,8 @@
 
 use super::inbox::{Inbox, Message};
 use super::{Interest, Multiplexer, Token};
-use crate::acceptor::ConnGuard;
-use crate::server::Conn;
-use crate::server::{is_resource_error, shed, Ctx};
+use crate::admission::{AcceptFailed, Backoff, ConnGuard};
+use crate::server::{Conn, Ctx};
 use crate::shutdown;
 use common::handler::run_job;
 use common::{Reply, Request, Response, Spare, Want};
@@ -15,7 +14,6 @@ use std::collections::BinaryHeap;
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,10 +26,6 @@ const STOP: Token = usize::MAX - 2;
 /// others have theirs: a client that pipelines without pause cannot hold the loop. The rest waits
 /// for the next pass, which then does not sleep.
 const READS_PER_TURN: u32 = 16;
-
-/// How long accepting pauses when the process is out of descriptors: accepting again at once would
-/// spin on a listener that stays readable. The clients wait in the backlog meanwhile.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// The loop's shared read buffer for idle connections, which hold none of their own.
 const SCRATCH_BYTES: usize = 16 * 1024;
@@ -71,8 +65,10 @@ pub(super) struct Loop<M> {
     listener: Option<TcpListener>,
     /// The loop the next accepted connection is dealt to.
     next_loop: usize,
-    /// Set while accepting is paused for lack of descriptors: until when.
+    /// Set while accepting is paused for lack of descriptors: until when. Accepting again at once
+    /// would spin on a listener that stays readable; the clients wait in the backlog meanwhile.
     accept_paused: Option<Instant>,
+    backoff: Backoff,
     conns: Slab<Entry>,
     /// Connection deadlines and `Reply::Delayed` due times, earliest first. Entries are never
     /// removed early: a stale one is recognised and skipped when it comes up.
@@ -108,6 +104,7 @@ impl<M: Multiplexer> Loop<M> {
             listener,
             next_loop: 0,
             accept_paused: None,
+            backoff: Backoff::default(),
             conns: Slab::new(),
             timers: BinaryHeap::new(),
             again: Vec::new(),
@@ -196,28 +193,17 @@ impl<M: Multiplexer> Loop<M> {
                 unsafe { libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), flags) };
             if conn >= 0 {
                 self.found_work = true;
+                self.backoff.succeeded();
                 // SAFETY: a fresh descriptor that nothing else owns.
                 self.admit(unsafe { TcpStream::from_raw_fd(conn) });
                 continue;
             }
             let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EAGAIN) => return, // drained (EWOULDBLOCK is the same number)
-                Some(libc::EINTR) => {}
-                // The client left before we took it, or its network broke: try the next one.
-                Some(
-                    libc::ECONNABORTED
-                    | libc::EPROTO
-                    | libc::EPERM
-                    | libc::ENETDOWN
-                    | libc::ENETUNREACH
-                    | libc::EHOSTUNREACH,
-                ) => {}
-                _ if is_resource_error(&e) => {
-                    eprintln!("zoo: accept: {e}; pausing accepts for {ACCEPT_PAUSE:?}");
-                    self.pause_accept();
-                }
-                _ => {
+            match self.backoff.on_error(&e) {
+                AcceptFailed::Drained => return,
+                AcceptFailed::Again => {}
+                AcceptFailed::Pause(pause) => self.pause_accept(pause),
+                AcceptFailed::Other => {
                     eprintln!("zoo: accept: {e}");
                     return;
                 }
@@ -227,25 +213,22 @@ impl<M: Multiplexer> Loop<M> {
 
     /// Takes an accepted connection in, deals it to a loop, or sheds it with a 503: over
     /// `--max-connections`, or (select) when its descriptor number cannot be watched.
-    fn admit(&mut self, mut stream: TcpStream) {
-        let counters = self.ctx.counters;
-        let full =
-            counters.connections_active.load(Relaxed) >= i64::from(self.ctx.opts.max_connections);
+    fn admit(&mut self, stream: TcpStream) {
         let fd = stream.as_raw_fd();
-        let unwatchable = M::FD_LIMIT.is_some_and(|limit| fd >= limit);
-        if unwatchable && !self.warned_fd_limit {
-            self.warned_fd_limit = true;
-            eprintln!(
-                "zoo: descriptor {fd} is beyond FD_SETSIZE: such connections get 503 \
-                 (counted as shed, not logged again)"
-            );
+        if M::FD_LIMIT.is_some_and(|limit| fd >= limit) {
+            if !self.warned_fd_limit {
+                self.warned_fd_limit = true;
+                eprintln!(
+                    "zoo: descriptor {fd} is beyond FD_SETSIZE: such connections get 503 \
+                     (counted as shed, not logged again)"
+                );
+            }
+            return self.ctx.admission.shed(&stream);
         }
-        if full || unwatchable {
-            shed(&mut stream, counters);
+        let Some(guard) = self.ctx.admission.admit(&stream) else {
             return;
-        }
+        };
         let _ = stream.set_nodelay(true);
-        let guard = ConnGuard::new(counters);
         let target = self.next_loop;
         self.next_loop = (target + 1) % self.inboxes.len();
         if target == self.index {
@@ -468,13 +451,13 @@ impl<M: Multiplexer> Loop<M> {
         }
     }
 
-    fn pause_accept(&mut self) {
+    fn pause_accept(&mut self, pause: Duration) {
         if let Some(listener) = &self.listener {
             let fd = listener.as_raw_fd();
             let _ = self
                 .mux
                 .modify(fd, LISTENER, Interest::Read, Interest::None);
-            self.accept_paused = Some(Instant::now() + ACCEPT_PAUSE);
+            self.accept_paused = Some(Instant::now() + pause);
         }
     }
 

@@ -2,7 +2,7 @@
 //! loop watches beside its sockets. The rayon pool sends the answers of `Reply::Compute` jobs this
 //! way, and loop 0 the connections it deals to the other loops.
 
-use crate::acceptor::ConnGuard;
+use crate::admission::ConnGuard;
 use common::Response;
 use std::io;
 use std::net::TcpStream;

@@ -35,12 +35,49 @@ pub struct Server {
     pub model: String,
 }
 
-/// Why a model could not start (io_uring refused by the kernel, for one).
-pub struct Unavailable(pub String);
+/// Why a model did not start: it exited (or closed its stdout) before its ready line.
+#[derive(Debug)]
+pub struct NotStarted {
+    pub model: String,
+    /// How it exited, if it did.
+    pub status: Option<ExitStatus>,
+    /// What it said on stderr.
+    pub stderr: String,
+}
+
+/// zoo's exit status when the kernel refuses what a model needs (EX_UNAVAILABLE; servers/main.rs).
+const EXIT_UNAVAILABLE: i32 = 69;
+
+impl NotStarted {
+    /// The kernel's reason, when this is the one legitimate absence: `uring` where the kernel
+    /// refuses io_uring (zoo exits 69 and says why, the errno by name). `None` for any other
+    /// failure to start, which is a failure of the test.
+    pub fn io_uring_refused(&self) -> Option<&str> {
+        let unavailable = self.status.and_then(|s| s.code()) == Some(EXIT_UNAVAILABLE);
+        let said = self
+            .stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("zoo: io_uring is not available here "))?;
+        (self.model == "uring" && unavailable).then_some(said)
+    }
+}
+
+impl std::fmt::Display for NotStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = self
+            .status
+            .map_or("no exit status".to_string(), |s| s.to_string());
+        write!(
+            f,
+            "model {} did not start ({status}): {}",
+            self.model, self.stderr
+        )
+    }
+}
 
 impl Server {
     /// Starts `zoo --model=MODEL` with `args`; `Err` when it exits before its ready line.
-    pub fn try_start(model: &str, args: &[&str]) -> Result<Server, Unavailable> {
+    pub fn try_start(model: &str, args: &[&str]) -> Result<Server, NotStarted> {
         Server::try_start_with(model, args, |_| {})
     }
 
@@ -50,7 +87,7 @@ impl Server {
         model: &str,
         args: &[&str],
         configure: impl FnOnce(&mut Command),
-    ) -> Result<Server, Unavailable> {
+    ) -> Result<Server, NotStarted> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_zoo"));
         command
             .arg(format!("--model={model}"))
@@ -66,12 +103,16 @@ impl Server {
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         let Some(line) = ready.filter(|l| l.contains("listening on http://")) else {
-            let mut err = String::new();
+            let mut stderr = String::new();
             if let Some(mut e) = child.stderr.take() {
-                let _ = e.read_to_string(&mut err);
+                let _ = e.read_to_string(&mut stderr);
             }
-            let _ = child.wait();
-            return Err(Unavailable(err.trim().to_string()));
+            let status = child.wait().ok();
+            return Err(NotStarted {
+                model: model.to_string(),
+                status,
+                stderr: stderr.trim().to_string(),
+            });
         };
         let stderr = child.stderr.take().expect("piped stderr");
         std::thread::spawn(move || {
@@ -92,15 +133,10 @@ impl Server {
         })
     }
 
-    /// Starts the model, or returns `None` after printing why it is skipped.
+    /// Starts the model. `None` only for `uring` where the kernel refuses io_uring, after a line
+    /// that says so with the kernel's reason; any other failure to start panics.
     pub fn start(model: &str, args: &[&str]) -> Option<Server> {
-        match Server::try_start(model, args) {
-            Ok(s) => Some(s),
-            Err(Unavailable(why)) => {
-                eprintln!("skipped: model {model} is not available here: {why}");
-                None
-            }
-        }
+        Server::start_with(model, args, |_| {})
     }
 
     /// [`Server::start`] with a last say on the command (see [`Server::try_start_with`]).
@@ -111,10 +147,13 @@ impl Server {
     ) -> Option<Server> {
         match Server::try_start_with(model, args, configure) {
             Ok(s) => Some(s),
-            Err(Unavailable(why)) => {
-                eprintln!("skipped: model {model} is not available here: {why}");
-                None
-            }
+            Err(e) => match e.io_uring_refused() {
+                Some(why) => {
+                    eprintln!("skipped: uring: the kernel refuses io_uring {why}");
+                    None
+                }
+                None => panic!("{e}"),
+            },
         }
     }
 
@@ -335,8 +374,16 @@ pub fn for_each_model_with(args: impl Fn(&str) -> Vec<String>, check: impl Fn(&m
     for model in models() {
         let args = args(&model);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let Some(mut server) = Server::start(&model, &args) else {
-            continue;
+        // Only io_uring refused by the kernel skips a model; any other failure to start fails.
+        let mut server = match Server::try_start(&model, &args) {
+            Ok(server) => server,
+            Err(e) => {
+                match e.io_uring_refused() {
+                    Some(why) => eprintln!("skipped: uring: the kernel refuses io_uring {why}"),
+                    None => failed.push(e.to_string()),
+                }
+                continue;
+            }
         };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&mut server)));
         if let Err(e) = result {
@@ -395,6 +442,103 @@ impl<'a> Client<'a> {
                 Err(e) => panic!("reading the answer to {method} {target}: {e}"),
             }
         }
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds (`true`) or `deadline` passes (`false`): how a test
+/// waits for a state (a figure of `/metrics`, the process table), never a fixed sleep.
+pub fn wait_until(deadline: Instant, mut cond: impl FnMut() -> bool) -> bool {
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// One accepted connection as the kernel's tables show it.
+#[derive(Debug, Clone, Copy)]
+pub struct Accepted {
+    /// The client's port.
+    pub peer_port: u16,
+    /// Bytes received and not yet read by the server.
+    pub unread: u64,
+}
+
+/// The connections the server has accepted and holds open now, from the process table: the
+/// established TCP sockets on its `port` held by `pid` or a descendant (a forked child's
+/// connection counts once). A connection still in the listen backlog is held by nobody.
+pub fn accepted(pid: u32, port: u16) -> Vec<Accepted> {
+    let mut held = std::collections::HashSet::new();
+    for p in process_tree(pid) {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{p}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(link) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let link = link.to_string_lossy();
+            if let Some(inode) = link
+                .strip_prefix("socket:[")
+                .and_then(|l| l.strip_suffix(']'))
+            {
+                held.insert(inode.to_string());
+            }
+        }
+    }
+    let port_of = |addr: &str| {
+        addr.rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+    };
+    let mut out = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        // sl local_address rem_address st tx_queue:rx_queue tr:when retrnsmt uid timeout inode
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(remote), Some(state), Some(queues), Some(inode)) =
+                (f.get(1), f.get(2), f.get(3), f.get(4), f.get(9))
+            else {
+                continue;
+            };
+            if port_of(local) != Some(port) || *state != "01" || !held.contains(*inode) {
+                continue;
+            }
+            let unread = queues
+                .split(':')
+                .nth(1)
+                .and_then(|q| u64::from_str_radix(q, 16).ok())
+                .unwrap_or(0);
+            if let Some(peer_port) = port_of(remote) {
+                out.push(Accepted { peer_port, unread });
+            }
+        }
+    }
+    out
+}
+
+impl Server {
+    /// Connections this server has accepted and holds open now (see [`accepted`]).
+    pub fn accepted(&self) -> Vec<Accepted> {
+        accepted(self.pid(), self.addr.port())
+    }
+
+    /// Whether the server has accepted every one of `clients` and read everything they sent.
+    pub fn has_taken(&self, clients: &[TcpStream]) -> bool {
+        let accepted = self.accepted();
+        clients.iter().all(|c| {
+            let port = c.local_addr().map(|a| a.port()).ok();
+            accepted
+                .iter()
+                .any(|a| Some(a.peer_port) == port && a.unread == 0)
+        })
     }
 }
 

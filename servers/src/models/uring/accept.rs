@@ -3,17 +3,17 @@
 //! One multishot accept (Linux 5.19+) keeps accepting until cancelled or until an error ends it;
 //! older kernels refuse it with EINVAL, and then one single-shot accept is submitted per
 //! connection. Out of descriptors (EMFILE), the accept is cancelled and a `Timeout` on the ring
-//! brings it back 50 ms later, so a full table does not spin the loop. Each new descriptor goes to
+//! brings it back after the pause [`Backoff`] says (the one policy of `admission`), so a full
+//! table does not spin the loop. Each new descriptor goes to
 //! the next ring in turn: to this one directly, to another through `IORING_OP_MSG_RING`, which
 //! posts a completion carrying the descriptor straight into that ring's queue.
 
 use super::sqe::{push, token, Op};
-use crate::server::is_resource_error;
+use crate::admission::{AcceptFailed, Backoff};
 use io_uring::types::{Fd, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring};
 use std::io;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::time::Duration;
 
 /// The accepting side of one ring (only ring 0 accepts).
 pub struct Acceptor {
@@ -25,8 +25,9 @@ pub struct Acceptor {
     accepting: bool,
     armed: bool,
     backing_off: bool,
-    /// Boxed, so it stays put while the back-off timer is in flight.
-    backoff: Box<Timespec>,
+    backoff: Backoff,
+    /// The pause of the back-off timer in flight; boxed, so it stays put meanwhile.
+    pause: Box<Timespec>,
 }
 
 impl Acceptor {
@@ -41,7 +42,8 @@ impl Acceptor {
             multishot: true,
             armed: false,
             backing_off: false,
-            backoff: Box::new(Duration::from_millis(50).into()),
+            backoff: Backoff::default(),
+            pause: Box::new(Timespec::new()),
         }
     }
 
@@ -71,6 +73,7 @@ impl Acceptor {
         self.armed = self.multishot && cqueue::more(flags);
         let mut accepted = None;
         if result >= 0 {
+            self.backoff.succeeded();
             // SAFETY: a successful accept's result is a new descriptor that nothing else owns.
             accepted = Some(unsafe { OwnedFd::from_raw_fd(result) });
         } else if result == -libc::EINVAL && self.multishot {
@@ -78,16 +81,19 @@ impl Acceptor {
         } else if result == -libc::EINVAL && self.accepting {
             eprintln!("zoo: accept: the listener refuses io_uring accepts; no longer accepting");
             self.accepting = false;
-        } else if is_resource_error(&io::Error::from_raw_os_error(-result)) && !self.backing_off {
-            // Out of descriptors: accepting again at once would spin. The backlog keeps the
-            // clients meanwhile.
+        } else if !self.backing_off {
             let e = io::Error::from_raw_os_error(-result);
-            eprintln!("zoo: accept: {e}; backing off");
-            self.backing_off = true;
-            self.cancel(ring);
-            let timer = opcode::Timeout::new(&*self.backoff).build();
-            // SAFETY: the timespec is boxed in the acceptor, which outlives the ring's requests.
-            unsafe { push(ring, &[timer.user_data(token(Op::Backoff, 0))]) };
+            if let AcceptFailed::Pause(pause) = self.backoff.on_error(&e) {
+                // Out of descriptors: accepting again at once would spin. The backlog keeps the
+                // clients meanwhile.
+                self.backing_off = true;
+                self.cancel(ring);
+                *self.pause = pause.into();
+                let timer = opcode::Timeout::new(&*self.pause).build();
+                // SAFETY: the timespec is boxed in the acceptor, which outlives the ring's
+                // requests, and is not written again until this timer completed.
+                unsafe { push(ring, &[timer.user_data(token(Op::Backoff, 0))]) };
+            }
         }
         // Other errors (ECONNABORTED, ECANCELED on a stop): the peer or we gave up; go on.
         self.arm(ring);

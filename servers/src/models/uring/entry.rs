@@ -11,7 +11,7 @@
 use super::bufring::{Parked, LEN};
 use super::sqe::{push, token, Op};
 use super::wake::Wake;
-use crate::acceptor::ConnGuard;
+use crate::admission::ConnGuard;
 use crate::server::Conn;
 use crate::server::Ctx;
 use common::handler::run_job;

@@ -155,7 +155,7 @@ fn refused_io_uring_is_reported_plainly() {
     let why = got.expect_err("io_uring_setup is refused on that thread");
     assert_eq!(
         why,
-        "io_uring is not available here (io_uring_setup: Operation not permitted); \
+        "io_uring is not available here (io_uring_setup: EPERM Operation not permitted); \
          try --model=epoll"
     );
 }

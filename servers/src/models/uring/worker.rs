@@ -5,11 +5,10 @@ use super::accept::Acceptor;
 use super::bufring::BufRing;
 use super::deadlines::Deadlines;
 use super::entry::Entry;
-use super::sqe::{push, token, untoken, Op};
+use super::sqe::{has_reaped, push, take_reaped, token, untoken, Op};
 use super::wake::Wake;
 use super::{new_ring, Rings, BUFFER_GROUP, CQ_ENTRIES};
-use crate::acceptor::ConnGuard;
-use crate::server::{shed, Ctx};
+use crate::server::Ctx;
 use crate::shutdown;
 use common::Spare;
 use io_uring::types::{CancelBuilder, Fd, SubmitArgs, Timespec};
@@ -102,7 +101,9 @@ impl<'a> Worker<'a> {
         let mut cqes = Vec::with_capacity(CQ_ENTRIES as usize);
         while !(self.expired || self.draining && self.conns.is_empty()) {
             // Submit, and wait for a completion or the next deadline. ETIME: the deadline came.
+            // Completions moved aside to make room are waiting: submit, but do not wait.
             let waited = match self.deadlines.next() {
+                _ if has_reaped() => self.ring.submit(),
                 Some(at) => {
                     let ts = Timespec::from(at.saturating_duration_since(self.now));
                     let args = SubmitArgs::new().timespec(&ts);
@@ -119,6 +120,7 @@ impl<'a> Worker<'a> {
                 }
             }
             self.now = Instant::now();
+            take_reaped(&mut cqes);
             cqes.extend(
                 self.ring
                     .completion()
@@ -175,17 +177,13 @@ impl<'a> Worker<'a> {
 
     /// Takes in a new connection, or sheds it over `--max-connections`.
     fn admit(&mut self, fd: OwnedFd) {
-        let mut stream = TcpStream::from(fd);
-        let active = self.ctx.counters.connections_active.load(Relaxed);
-        if active >= i64::from(self.ctx.opts.max_connections) {
-            if stream.set_nonblocking(true).is_ok() {
-                shed(&mut stream, self.ctx.counters);
-            }
+        let stream = TcpStream::from(fd);
+        // A new connection's send buffer has room for the 503: it cannot block.
+        let Some(guard) = self.ctx.admission.admit(&stream) else {
             return;
-        }
+        };
         let _ = stream.set_nodelay(true);
         let conn = self.ctx.connection(self.now);
-        let guard = ConnGuard::new(self.ctx.counters);
         self.serial += 1;
         let entry = Entry::new(stream, conn, self.serial, guard);
         let key = self.conns.insert(Box::new(entry));
