@@ -15,6 +15,7 @@ help:
 	@echo "make bench                                  plaintext (and pipelined) at 64 connections and c10k, with nginx ratios"
 	@echo "make bench-c10k / soak / fuzz               idle-connection RSS, 1M-request soak, fuzz the core"
 	@echo "make docker-build / docker-compare / docker-test / docker-clean"
+	@echo "make swarm-compare / swarm-test                 models and N generator replicas on a Docker Swarm"
 
 build:
 	$(CARGO) build --release --workspace
@@ -50,7 +51,7 @@ clean:
 # registry (docker/Dockerfile, multi-stage, pulls rust:1-bookworm and debian:bookworm-slim).
 DOCKER_PATH ?= local
 
-.PHONY: docker-build docker-compare docker-clean docker-test
+.PHONY: docker-build docker-compare docker-clean docker-test swarm-compare swarm-test
 
 docker-build:
 	DOCKER_PATH=$(DOCKER_PATH) CARGO=$(CARGO) docker/build.sh
@@ -63,6 +64,15 @@ docker-clean:
 
 docker-test:
 	CARGO=$(CARGO) docker/test.sh
+
+# Docker Swarm (docker/README.md, "Several generator hosts"): the models and ZOO_REPLICAS loadtest
+# replicas on labelled nodes, their histograms merged exactly. swarm-test makes a one-node swarm
+# on loopback when the engine is in none, and leaves it afterwards.
+swarm-compare:
+	DOCKER_PATH=$(DOCKER_PATH) CARGO=$(CARGO) docker/swarm.sh
+
+swarm-test:
+	DOCKER_PATH=$(DOCKER_PATH) CARGO=$(CARGO) docker/swarm.sh --test
 
 # Fuzz the sans-IO core (fuzz/README.md): each target FUZZ_SECONDS, one libFuzzer process.
 # Needs the nightly toolchain and `cargo install cargo-fuzz`.

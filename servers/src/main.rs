@@ -9,6 +9,7 @@
 //! - [`blocking`]: the per-connection loop for blocking IO.
 //! - [`children`]: forking, reaping and stopping child processes (fork, prefork).
 //! - [`scoreboard`]: server-wide counters in memory shared by every process (fork, prefork).
+//! - [`process`]: the `process_*` series of `/metrics` (CPU, memory, descriptors) from /proc.
 //! - [`reactor`]: the hand-written event loop behind select, poll, epoll, nonblocking and sigio.
 //! - [`models`]: one module per model.
 
@@ -18,6 +19,7 @@ mod blocking;
 mod children;
 mod cli;
 mod models;
+mod process;
 mod reactor;
 mod scoreboard;
 mod server;

@@ -79,6 +79,7 @@ impl Ctx {
             counters,
             per_process,
             debug_routes: opts.debug_routes,
+            process: Some(crate::process::probe(per_process)),
         });
         // Leaked, as the counters are: one per server, and every connection's guard points at it.
         let admission = Box::leak(Box::new(Admission::new(counters, opts.max_connections)));

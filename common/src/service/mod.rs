@@ -27,6 +27,8 @@ mod work;
 #[cfg(test)]
 mod tests;
 
+pub use metrics::{ProcessProbe, ProcessSample};
+
 use crate::stats::Counters;
 use crate::{Handler, Reply, Request, Response};
 use counter::Counter;
@@ -48,6 +50,9 @@ pub struct ServiceConfig {
     /// Whether the routes that exist only to test the servers answer (`GET /panic`); without it
     /// they are 404 like any unknown path, so a production server cannot be crashed on purpose.
     pub debug_routes: bool,
+    /// Where `/metrics` gets the `process_*` series (CPU, memory, descriptors) from; `None`
+    /// leaves them out.
+    pub process: Option<ProcessProbe>,
 }
 
 /// The demo service. One value serves every connection and thread of a process.

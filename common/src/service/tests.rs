@@ -18,6 +18,7 @@ fn service_with(model: &str, per_process: bool) -> Service {
         counters: Box::leak(Box::new(Counters::default())),
         per_process,
         debug_routes: false,
+        process: None,
     })
 }
 
@@ -856,6 +857,7 @@ fn panic_route_exists_only_with_debug_routes() {
         counters: Box::leak(Box::new(Counters::default())),
         per_process: false,
         debug_routes: true,
+        process: None,
     });
     let inline = std::panic::catch_unwind(|| reply(&svc, "GET", "/panic", &[], b""));
     assert!(inline.is_err(), "the handler itself panics");
