@@ -89,12 +89,10 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn Error>> {
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
     let spec = RequestSpec {
-        method: &args.method,
-        target: &target.path,
-        host: &target.authority,
         headers: &headers,
         body: args.body.as_ref().map_or(&[][..], |b| &b.0),
         close: args.close,
+        ..RequestSpec::new(&args.method, &target.path, &target.authority)
     };
     let mut request = Vec::new();
     encode_request(&spec, &mut request).map_err(|e| match e {

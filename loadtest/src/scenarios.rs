@@ -16,7 +16,7 @@ use crate::results::{
 use crate::run::{self, Load, Tick};
 use crate::sampling::{self, Sampler};
 use crate::slowloris::Slowloris;
-use common::client::{encode_request, RequestSpec};
+use common::client::{encode_request, Framing, RequestSpec};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -442,7 +442,7 @@ fn plain_loads(
             let body: Vec<u8> = (0..UPLOAD_BYTES).map(|i| b'a' + (i % 26) as u8).collect();
             let mut upload = load(ep, s, "POST", "/echo", &body, connections, false, 5)?;
             if variant == "chunked" {
-                upload.request = chunked_request(&ep.path("/echo"), &ep.authority, &body);
+                upload.request = chunked_request(&ep.path("/echo"), &ep.authority, &body)?;
             }
             vec![("main", upload)]
         }
@@ -466,12 +466,9 @@ fn load(
 ) -> Result<Load, String> {
     let target = ep.path(path);
     let spec = RequestSpec {
-        method,
-        target: &target,
-        host: &ep.authority,
-        headers: &[],
         body,
         close,
+        ..RequestSpec::new(method, &target, &ep.authority)
     };
     let mut request = Vec::new();
     encode_request(&spec, &mut request).map_err(|e| format!("cannot encode the request: {e}"))?;
@@ -492,21 +489,17 @@ fn load(
     })
 }
 
-/// `POST target` with `body` sent in chunks (the encoder of the core frames with
-/// Content-Length only, so the chunked framing is written here).
-pub fn chunked_request(target: &str, authority: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "POST {target} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/octet-stream\r\n\
-         Transfer-Encoding: chunked\r\n\r\n"
-    )
-    .into_bytes();
-    for chunk in body.chunks(UPLOAD_CHUNK) {
-        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        out.extend_from_slice(chunk);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"0\r\n\r\n");
-    out
+/// `POST target` with `body` sent in chunks of [`UPLOAD_CHUNK`] bytes.
+pub fn chunked_request(target: &str, authority: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+    let spec = RequestSpec {
+        headers: &[("Content-Type", "application/octet-stream")],
+        body,
+        framing: Framing::Chunked(UPLOAD_CHUNK),
+        ..RequestSpec::new("POST", target, authority)
+    };
+    let mut request = Vec::new();
+    encode_request(&spec, &mut request).map_err(|e| format!("cannot encode the request: {e}"))?;
+    Ok(request)
 }
 
 /// The standard cell: counter, sampler, loads, sampler, counter.
@@ -999,9 +992,9 @@ mod tests {
     }
 
     #[test]
-    fn chunked_uploads_are_framed_by_hand() {
+    fn chunked_uploads_are_sent_in_upload_chunks() {
         let body = vec![b'x'; UPLOAD_CHUNK + 3];
-        let req = chunked_request("/echo", "h:1", &body);
+        let req = chunked_request("/echo", "h:1", &body).expect("valid request");
         let text = String::from_utf8_lossy(&req);
         assert!(text.starts_with("POST /echo HTTP/1.1\r\nHost: h:1\r\n"));
         assert!(text.contains("Transfer-Encoding: chunked\r\n\r\n2000\r\n"));
