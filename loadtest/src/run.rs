@@ -5,6 +5,7 @@
 
 use crate::cli::RunArgs;
 use crate::engine::{Plan, Share, Worker};
+use crate::format::format_us;
 use crate::hlog;
 use crate::report::{
     self, Config, Errors, Generator, IntervalOut, Latency, OpenLoop, RunReport, StatusClasses,
@@ -414,8 +415,8 @@ fn build_report(
                 o.late_sends,
                 o.sent,
                 late_fraction * 100.0,
-                report::format_us(o.late_threshold_us),
-                report::format_us(o.max_lag_us)
+                format_us(o.late_threshold_us),
+                format_us(o.max_lag_us)
             ));
         }
         if o.achieved_rate < 0.98 * o.rate {

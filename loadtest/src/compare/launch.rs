@@ -220,7 +220,7 @@ impl Server {
             log: log.to_path_buf(),
             _dir: Some(dir),
         };
-        match crate::probe::get(addr, &addr.to_string(), "/healthz", READY_TIMEOUT) {
+        match crate::compare::probe::get(addr, &addr.to_string(), "/healthz", READY_TIMEOUT) {
             Ok(answer) if answer.status == 200 => Ok(server),
             Ok(answer) => {
                 server.kill();

@@ -4,10 +4,10 @@
 //! charts from this file alone. Like the run schema, it only grows: a field is never renamed,
 //! retyped or removed under the same name. `loadtest/README.md` documents the fields.
 
-use crate::idle::OpenStats;
+use crate::compare::crowds::idle::OpenStats;
+use crate::compare::crowds::slowloris::SlowStats;
+use crate::compare::sampling::Usage;
 use crate::report::RunReport;
-use crate::sampling::Usage;
-use crate::slowloris::SlowStats;
 use serde::{Deserialize, Serialize};
 
 /// The schema name.

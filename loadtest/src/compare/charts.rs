@@ -9,7 +9,9 @@
 //! `fc-match sans-serif` names. With no font at all, no chart is drawn, and the report says so
 //! and how to get one.
 
-use crate::results::{Cell, Results, Status};
+use crate::compare::file_name;
+use crate::compare::results::{Cell, Results, Status};
+use crate::format::{format_ms, short_number};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -154,7 +156,7 @@ pub fn render_all(dir: &Path, results: &Results) -> ChartSet {
             };
             let title = format!("{what}: latency by percentile");
             let stem = if variants.len() > 1 && !sweep {
-                format!("{}-latency", file_part(v))
+                format!("{}-latency", file_name(v))
             } else {
                 "latency".to_string()
             };
@@ -748,60 +750,4 @@ fn fc_match() -> Option<PathBuf> {
 
 fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
-}
-
-/// `950`, `12k`, `1.5M`.
-fn short_number(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.1}M", v / 1e6)
-    } else if v >= 1e4 {
-        format!("{:.0}k", v / 1e3)
-    } else if v >= 1e3 {
-        format!("{:.1}k", v / 1e3)
-    } else {
-        format!("{v:.0}")
-    }
-}
-
-/// A latency axis label from milliseconds: `50us`, `1ms`, `2.5s`.
-fn format_ms(ms: f64) -> String {
-    if ms < 1.0 {
-        format!("{:.0}us", ms * 1000.0)
-    } else if ms < 1000.0 {
-        let s = format!("{ms:.1}");
-        format!("{}ms", s.trim_end_matches('0').trim_end_matches('.'))
-    } else {
-        let s = format!("{:.1}", ms / 1000.0);
-        format!("{}s", s.trim_end_matches('0').trim_end_matches('.'))
-    }
-}
-
-fn file_part(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn axis_labels_are_short() {
-        assert_eq!(short_number(950.0), "950");
-        assert_eq!(short_number(1500.0), "1.5k");
-        assert_eq!(short_number(45_000.0), "45k");
-        assert_eq!(short_number(2_500_000.0), "2.5M");
-        assert_eq!(format_ms(0.05), "50us");
-        assert_eq!(format_ms(1.0), "1ms");
-        assert_eq!(format_ms(2.5), "2.5ms");
-        assert_eq!(format_ms(2500.0), "2.5s");
-        assert_eq!(format_ms(1000.0), "1s");
-    }
 }

@@ -1,10 +1,10 @@
 //! `report.md`: how the run was set up, then per scenario what it loads and shows, a table and
-//! its reading in plain words ([`reading`](crate::reading)), the charts; then the check of the
+//! its reading in plain words ([`reading`](crate::compare::reading)), the charts; then the check of the
 //! client's counts against the server's own, and the failures with their reasons.
 
-use crate::charts::ChartSet;
-use crate::report::format_us;
-use crate::results::{Cell, IdleFigures, Results, Status};
+use crate::compare::charts::ChartSet;
+use crate::compare::results::{Cell, IdleFigures, Results, Status};
+use crate::format::{format_us, kib, mib, percent, ratio, seconds, thousands};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -42,7 +42,7 @@ pub fn render(r: &Results, charts: &ChartSet) -> String {
             continue;
         }
         out += &table(&info.name, &cells, r);
-        let reading = crate::reading::reading(&info.name, &cells);
+        let reading = crate::compare::reading::reading(&info.name, &cells);
         if !reading.is_empty() {
             let _ = writeln!(out, "**Reading.** {}\n", reading.join(" "));
         }
@@ -337,9 +337,7 @@ fn table(scenario: &str, cells: &[&Cell], r: &Results) -> String {
                 }));
                 row.push(
                     idle.and_then(IdleFigures::per_connection)
-                        .map_or("—".into(), |(b, what)| {
-                            format!("{:.1} KiB {what}", b / 1024.0)
-                        }),
+                        .map_or("—".into(), |(b, what)| format!("{} {what}", kib(b))),
                 );
             }
             Extra::Slow => row.push(c.slow.as_ref().map_or("—".into(), |s| {
@@ -353,7 +351,7 @@ fn table(scenario: &str, cells: &[&Cell], r: &Results) -> String {
         if has_baseline {
             row.push(match (h, baseline_rps(cells, &c.variant)) {
                 (Some(h), Some(base)) if base > 0.0 && c.status == Status::Ok => {
-                    format!("{:.2}×", h.requests_per_s / base)
+                    ratio(h.requests_per_s / base)
                 }
                 _ => "—".into(),
             });
@@ -385,7 +383,7 @@ fn table(scenario: &str, cells: &[&Cell], r: &Results) -> String {
 const ROUGH_TICKS: f64 = 20.0;
 
 /// CPU µs per request, marked `~` when it rests on a few of the kernel's 10 ms ticks.
-fn cpu_cell(s: &crate::results::ServerFigures) -> String {
+fn cpu_cell(s: &crate::compare::results::ServerFigures) -> String {
     let Some(v) = s.cpu_us_per_request else {
         return "—".into();
     };
@@ -533,7 +531,7 @@ fn counts_section(r: &Results) -> String {
 }
 
 /// What the server says it answered: requests through the service and connections shed.
-fn server_answered(m: &crate::results::MetricsCheck) -> Option<u64> {
+fn server_answered(m: &crate::compare::results::MetricsCheck) -> Option<u64> {
     Some(m.server_requests? + m.server_shed.unwrap_or(0))
 }
 
@@ -627,50 +625,6 @@ fn shorten(s: &str, max: usize) -> String {
     }
 }
 
-/// `12,345` (no decimals).
-pub fn thousands(v: f64) -> String {
-    let n = v.round().max(0.0) as u64;
-    let digits = n.to_string();
-    let mut out = String::new();
-    // Digits left before the next comma: the head group may be shorter than three.
-    let mut until_comma = match digits.len() % 3 {
-        0 => 3,
-        head => head,
-    };
-    for ch in digits.chars() {
-        if until_comma == 0 {
-            out.push(',');
-            until_comma = 3;
-        }
-        out.push(ch);
-        until_comma -= 1;
-    }
-    out
-}
-
-/// `100%`, `45.7%`, `1.20%`.
-pub fn percent(v: f64) -> String {
-    if v >= 0.995 || v == 0.0 {
-        format!("{:.0}%", v * 100.0)
-    } else if v >= 0.1 {
-        format!("{:.1}%", v * 100.0)
-    } else {
-        format!("{:.2}%", v * 100.0)
-    }
-}
-
-fn mib(kb: u64) -> String {
-    format!("{:.1} MiB", kb as f64 / 1024.0)
-}
-
-fn seconds(s: f64) -> String {
-    if s >= 1.0 {
-        format!("{} s", (s * 100.0).round() / 100.0)
-    } else {
-        format!("{:.0} ms", s * 1000.0)
-    }
-}
-
 fn cpu_list(cpus: &[usize]) -> String {
     let items: Vec<String> = cpus.iter().map(usize::to_string).collect();
     items.join(",")
@@ -700,15 +654,6 @@ mod tests {
 
     #[test]
     fn numbers_read_well() {
-        assert_eq!(thousands(0.0), "0");
-        assert_eq!(thousands(999.4), "999");
-        assert_eq!(thousands(1234.0), "1,234");
-        assert_eq!(thousands(1_234_567.0), "1,234,567");
-        assert_eq!(percent(1.0), "100%");
-        assert_eq!(percent(0.4567), "45.7%");
-        assert_eq!(percent(0.012), "1.20%");
-        assert_eq!(seconds(0.25), "250 ms");
-        assert_eq!(seconds(5.0), "5 s");
         assert_eq!(capitalise("inline"), "Inline");
         assert_eq!(shorten("abcdef", 3), "abc…");
     }

@@ -3,9 +3,10 @@
 //! what offloading did, what an idle connection cost, who the slow clients starved, who failed.
 //! Nothing here is canned: a sentence appears only when the figures behind it exist.
 
-use crate::markdown::{capitalise, percent, thousands, BASELINE};
-use crate::report::format_us;
-use crate::results::{Cell, Status};
+use crate::compare::markdown::{capitalise, BASELINE};
+use crate::compare::results::{Cell, Status};
+use crate::format::format_us;
+use crate::format::{percent, thousands};
 
 /// A measured cell's figures for sorting and comparing.
 struct Fig<'a> {
@@ -361,7 +362,7 @@ fn figure<'a>(
     cells: &[&'a Cell],
     name: &str,
     variant: &str,
-) -> Option<&'a crate::results::Headline> {
+) -> Option<&'a crate::compare::results::Headline> {
     cells
         .iter()
         .find(|c| c.target == name && c.variant == variant && c.status == Status::Ok)
@@ -429,7 +430,7 @@ fn leader_sentence(figs: &[Fig<'_>]) -> Option<String> {
 fn baseline_sentence(cells: &[&Cell], variants: &[&str]) -> Option<String> {
     let mut best: Option<(f64, &str, &str)> = None;
     for v in variants {
-        let Some(base) = crate::markdown::baseline_rps(cells, v) else {
+        let Some(base) = crate::compare::markdown::baseline_rps(cells, v) else {
             continue;
         };
         if let Some(f) = ranked(cells, v).first() {
@@ -470,7 +471,7 @@ fn connections(variant: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::Headline;
+    use crate::compare::results::Headline;
 
     fn cell(target: &str, variant: &str, rps: f64, p99_us: u64) -> Cell {
         Cell {
