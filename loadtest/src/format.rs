@@ -71,6 +71,11 @@ pub fn kib(bytes: f64) -> String {
     format!("{:.1} KiB", bytes / 1024.0)
 }
 
+/// `1.9 GiB`, from KiB.
+pub fn gib(kb: u64) -> String {
+    format!("{:.1} GiB", kb as f64 / 1024.0 / 1024.0)
+}
+
 /// `45.6 MiB`, from KiB.
 pub fn mib(kb: u64) -> String {
     format!("{:.1} MiB", kb as f64 / 1024.0)
@@ -121,6 +126,25 @@ pub fn percent(v: f64) -> String {
     }
 }
 
+/// `46%`: a share without decimals.
+pub fn whole_percent(v: f64) -> String {
+    format!("{:.0}%", v * 100.0)
+}
+
+/// `12×`: one figure over another, far apart.
+pub fn whole_ratio(v: f64) -> String {
+    format!("{v:.0}×")
+}
+
+/// `12` or `3.4`: a bar's value on a chart, one decimal below ten.
+pub fn bar_label(v: f64) -> String {
+    if v >= 10.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
 /// `0.85×`: one figure over another.
 pub fn ratio(v: f64) -> String {
     format!("{v:.2}×")
@@ -140,6 +164,13 @@ mod tests {
         assert_eq!(percent(0.4567), "45.7%");
         assert_eq!(percent(0.012), "1.20%");
         assert_eq!(ratio(0.854), "0.85×");
+        assert_eq!(whole_ratio(11.6), "12×");
+        assert_eq!(whole_percent(0.456), "46%");
+        assert_eq!(gib(3 * 1024 * 1024 / 2), "1.5 GiB");
+        assert_eq!(
+            (bar_label(12.3), bar_label(3.45)),
+            ("12".to_string(), "3.5".to_string())
+        );
         assert_eq!(seconds(0.25), "250 ms");
         assert_eq!(seconds(5.0), "5 s");
         assert_eq!(mib(2048), "2.0 MiB");

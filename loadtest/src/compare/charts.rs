@@ -11,7 +11,8 @@
 
 use crate::compare::file_name;
 use crate::compare::results::{Cell, Results, Status};
-use crate::format::{format_ms, short_number};
+use crate::compare::scenario::Scenario;
+use crate::format::{bar_label, format_ms, short_number};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -56,7 +57,7 @@ const COLOURS: [(u8, u8, u8); 10] = [
 #[derive(Debug, Clone)]
 pub struct Chart {
     /// The scenario it belongs to.
-    pub scenario: String,
+    pub scenario: Scenario,
     /// Its title.
     pub title: String,
     /// The SVG, relative to the results directory.
@@ -127,7 +128,7 @@ pub fn render_all(dir: &Path, results: &Results) -> ChartSet {
                 .map(|v| v.trim_start_matches("c=").to_string())
                 .collect();
             let title = format!("{}: throughput by concurrency", info.name);
-            set.add(&charts_dir, &info.name, "throughput", &title, |root| {
+            set.add(&charts_dir, info.name, "throughput", &title, |root| {
                 draw_throughput(root, &title, &labels, &throughput)
             });
         }
@@ -152,7 +153,7 @@ pub fn render_all(dir: &Path, results: &Results) -> ChartSet {
                     v.replace("c=", "at ") + if sweep { " connections" } else { "" }
                 )
             } else {
-                info.name.clone()
+                info.name.to_string()
             };
             let title = format!("{what}: latency by percentile");
             let stem = if variants.len() > 1 && !sweep {
@@ -160,47 +161,68 @@ pub fn render_all(dir: &Path, results: &Results) -> ChartSet {
             } else {
                 "latency".to_string()
             };
-            set.add(&charts_dir, &info.name, &stem, &title, |root| {
+            set.add(&charts_dir, info.name, &stem, &title, |root| {
                 draw_latency(root, &title, &series)
             });
         }
-        if info.name == "c10k" {
-            let mut measures = Vec::new();
-            let bars: Vec<(String, usize, bool, f64)> = cells
-                .iter()
-                .filter_map(|c| {
-                    let (bytes, what) = c.idle.as_ref()?.per_connection()?;
-                    if !measures.contains(&what) {
-                        measures.push(what);
-                    }
-                    Some((
-                        c.target.clone(),
-                        style_of(&c.target),
-                        c.target == "nginx",
-                        bytes / 1024.0,
-                    ))
-                })
-                .collect();
-            let y_desc = format!("KiB of {} per idle connection", measures.join(" or "));
-            if !bars.is_empty() {
-                let idle = results.setup.idle_connections;
-                let title = format!("c10k: server memory per idle connection ({idle} idle)");
-                set.add(
-                    &charts_dir,
-                    &info.name,
-                    "memory-per-connection",
-                    &title,
-                    |root| draw_bars(root, &title, &y_desc, &bars),
-                );
-            }
+        // Which scenarios have a chart of their own besides throughput and latency.
+        match info.name {
+            Scenario::C10k => memory_chart(&mut set, &charts_dir, results, &cells, &style_of),
+            Scenario::Plaintext
+            | Scenario::Json
+            | Scenario::Pipelined
+            | Scenario::IoWait
+            | Scenario::BlockingCall
+            | Scenario::CpuMix
+            | Scenario::Churn
+            | Scenario::Slowloris
+            | Scenario::Upload => {}
         }
     }
     set
 }
 
+/// c10k's bars: server memory per idle connection, by target.
+fn memory_chart(
+    set: &mut ChartSet,
+    charts_dir: &Path,
+    results: &Results,
+    cells: &[&Cell],
+    style_of: &dyn Fn(&str) -> usize,
+) {
+    let mut measures = Vec::new();
+    let bars: Vec<(String, usize, bool, f64)> = cells
+        .iter()
+        .filter_map(|c| {
+            let (bytes, what) = c.idle.as_ref()?.per_connection()?;
+            if !measures.contains(&what) {
+                measures.push(what);
+            }
+            Some((
+                c.target.clone(),
+                style_of(&c.target),
+                c.target == "nginx",
+                bytes / 1024.0,
+            ))
+        })
+        .collect();
+    let y_desc = format!("KiB of {} per idle connection", measures.join(" or "));
+    if !bars.is_empty() {
+        let idle = results.setup.idle_connections;
+        let title = format!("c10k: server memory per idle connection ({idle} idle)");
+        set.add(
+            charts_dir,
+            Scenario::C10k,
+            "memory-per-connection",
+            &title,
+            |root| draw_bars(root, &title, &y_desc, &bars),
+        );
+    }
+}
+
 impl ChartSet {
     /// Draws one chart as SVG and PNG; a failure is noted, not fatal.
-    fn add<F>(&mut self, dir: &Path, scenario: &str, stem: &str, title: &str, draw: F)
+    fn add<F>(&mut self, dir: &Path, scenario: Scenario, stem: &str, title: &str, draw: F)
     where
         F: Fn(&Area<'_>) -> Result<(), String>,
     {
@@ -223,7 +245,7 @@ impl ChartSet {
             self.problems.push(format!("{}: {e}", png_path.display()));
         }
         self.charts.push(Chart {
-            scenario: scenario.to_string(),
+            scenario,
             title: title.to_string(),
             svg: format!("charts/{base}.svg"),
             png: png.is_ok().then(|| format!("charts/{base}.png")),
@@ -643,11 +665,7 @@ fn bars_on<DB: DrawingBackend>(
         .map_err(err)?;
     chart
         .draw_series(bars.iter().enumerate().map(|(i, b)| {
-            let label = if b.3 >= 10.0 {
-                format!("{:.0}", b.3)
-            } else {
-                format!("{:.1}", b.3)
-            };
+            let label = bar_label(b.3);
             Text::new(
                 label,
                 (i as f64, y(b.3) + (hi - lo) * 0.02),

@@ -4,7 +4,8 @@
 
 use crate::compare::charts::ChartSet;
 use crate::compare::results::{Cell, IdleFigures, Results, Status};
-use crate::format::{format_us, kib, mib, percent, ratio, seconds, thousands};
+use crate::compare::scenario::{Columns, Scenario};
+use crate::format::{format_us, gib, kib, mib, percent, ratio, seconds, thousands};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -41,8 +42,8 @@ pub fn render(r: &Results, charts: &ChartSet) -> String {
             out += "Not run.\n\n";
             continue;
         }
-        out += &table(&info.name, &cells, r);
-        let reading = crate::compare::reading::reading(&info.name, &cells);
+        out += &table(info.name, &cells, r);
+        let reading = crate::compare::reading::reading(info.name, &cells);
         if !reading.is_empty() {
             let _ = writeln!(out, "**Reading.** {}\n", reading.join(" "));
         }
@@ -85,11 +86,11 @@ fn preamble(r: &Results) -> String {
     );
     let _ = writeln!(
         out,
-        "Machine: {}, {} CPUs online, {}, {:.1} GiB memory.  ",
+        "Machine: {}, {} CPUs online, {}, {} memory.  ",
         m.cpu_model,
         m.cpus_online,
         m.kernel,
-        m.memory_kb as f64 / 1024.0 / 1024.0
+        gib(m.memory_kb)
     );
     let mut versions = vec![format!("loadtest {}", r.versions.loadtest)];
     versions.extend(r.versions.zoo.clone());
@@ -174,28 +175,8 @@ fn preamble(r: &Results) -> String {
     out
 }
 
-/// Extra columns a scenario adds to the common ones.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Extra {
-    None,
-    Ideal,
-    Cpu,
-    Idle,
-    Slow,
-}
-
-fn extra_for(scenario: &str) -> Extra {
-    match scenario {
-        "io-wait" | "blocking-call" => Extra::Ideal,
-        "cpu-mix" => Extra::Cpu,
-        "c10k" => Extra::Idle,
-        "slowloris" => Extra::Slow,
-        _ => Extra::None,
-    }
-}
-
-fn table(scenario: &str, cells: &[&Cell], r: &Results) -> String {
-    let extra = extra_for(scenario);
+fn table(scenario: Scenario, cells: &[&Cell], r: &Results) -> String {
+    let extra = scenario.columns();
     let sweep = cells.iter().any(|c| c.variant.starts_with("c="))
         && cells
             .iter()
@@ -210,23 +191,23 @@ fn table(scenario: &str, cells: &[&Cell], r: &Results) -> String {
         .len()
         > 1;
     // slowloris' normal client sends at a fixed rate: its throughput is no comparison.
-    let has_baseline = extra != Extra::Slow && cells.iter().any(|c| c.target == BASELINE);
+    let has_baseline = extra != Columns::Slow && cells.iter().any(|c| c.target == BASELINE);
     let mut head = vec!["model"];
     if sweep {
         head.push("conns");
     } else if variants {
         head.push("variant");
     }
-    if extra == Extra::Slow {
+    if extra == Columns::Slow {
         head.push("success");
     }
     head.extend(["req/s", "p50", "p99", "p99.9", "errors"]);
     match extra {
-        Extra::Ideal => head.push("% of ideal"),
-        Extra::Cpu => head.extend(["cpu req/s", "cpu p99"]),
-        Extra::Idle => head.extend(["idle held", "memory/idle conn"]),
-        Extra::Slow => head.push("slow conns at end"),
-        Extra::None => {}
+        Columns::Ideal => head.push("% of ideal"),
+        Columns::Cpu => head.extend(["cpu req/s", "cpu p99"]),
+        Columns::Idle => head.extend(["idle held", "memory/idle conn"]),
+        Columns::Slow => head.push("slow conns at end"),
+        Columns::None => {}
     }
     head.extend(["CPU µs/req", "RSS"]);
     if has_baseline {
@@ -283,7 +264,7 @@ fn table(scenario: &str, cells: &[&Cell], r: &Results) -> String {
             (None, _) => String::new(),
         };
         let h = c.headline.as_ref();
-        if extra == Extra::Slow {
+        if extra == Columns::Slow {
             row.push(h.map_or("—".into(), |h| percent(h.success_rate)));
         }
         match h {
@@ -315,18 +296,18 @@ fn table(scenario: &str, cells: &[&Cell], r: &Results) -> String {
             }
         }
         match extra {
-            Extra::Ideal => row.push(match (h, c.ideal_rps) {
+            Columns::Ideal => row.push(match (h, c.ideal_rps) {
                 (Some(h), Some(ideal)) if ideal > 0.0 => percent(h.requests_per_s / ideal),
                 _ => "—".into(),
             }),
-            Extra::Cpu => {
+            Columns::Cpu => {
                 let cpu = c.loads.iter().find(|l| l.role == "cpu");
                 row.push(cpu.map_or("—".into(), |l| thousands(l.report.requests_per_s)));
                 row.push(cpu.map_or("—".into(), |l| {
                     format_us(l.report.latency.percentiles.p99)
                 }));
             }
-            Extra::Idle => {
+            Columns::Idle => {
                 let idle = c.idle.as_ref();
                 row.push(idle.map_or("—".into(), |i| {
                     format!(
@@ -340,10 +321,10 @@ fn table(scenario: &str, cells: &[&Cell], r: &Results) -> String {
                         .map_or("—".into(), |(b, what)| format!("{} {what}", kib(b))),
                 );
             }
-            Extra::Slow => row.push(c.slow.as_ref().map_or("—".into(), |s| {
+            Columns::Slow => row.push(c.slow.as_ref().map_or("—".into(), |s| {
                 format!("{}/{}", s.connected_at_end, s.clients)
             })),
-            Extra::None => {}
+            Columns::None => {}
         }
         let server = c.server.as_ref();
         row.push(server.map_or("—".into(), cpu_cell));

@@ -188,7 +188,7 @@ pub fn mark_interrupted(cell: &mut Cell) {
 pub fn skipped(c: &Planned, reason: &str) -> Cell {
     let mut cell = Cell::empty(
         c.subject.clone(),
-        c.scenario.name(),
+        c.scenario,
         c.variant.clone(),
         c.connections,
         Status::Skipped,
@@ -203,7 +203,14 @@ mod tests {
     use super::*;
 
     fn round(target: &str, rps: f64, status: Status) -> Cell {
-        let mut c = Cell::empty(target.into(), "plaintext", "c=64".into(), 64, status, None);
+        let mut c = Cell::empty(
+            target.into(),
+            Scenario::Plaintext,
+            "c=64".into(),
+            64,
+            status,
+            None,
+        );
         c.headline = Some(crate::compare::results::Headline {
             requests_per_s: rps,
             ..Default::default()

@@ -60,7 +60,7 @@ pub fn run_cell(
 ) -> Cell {
     let mut cell = Cell::empty(
         ep.name.clone(),
-        scenario.name(),
+        scenario,
         variant.to_string(),
         connections,
         Status::Ok,

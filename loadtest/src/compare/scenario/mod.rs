@@ -6,6 +6,9 @@ pub mod cell;
 
 use super::results::ScenarioInfo;
 use crate::format::thousands;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
 use std::time::Duration;
 
 /// A cell fails when more than this fraction of its requests failed or had a non-2xx answer.
@@ -100,17 +103,34 @@ impl Scenario {
         Scenario::ALL.into_iter().find(|s| s.name() == name)
     }
 
+    /// Extra columns its table has beside the common ones.
+    pub fn columns(self) -> Columns {
+        match self {
+            Scenario::IoWait | Scenario::BlockingCall => Columns::Ideal,
+            Scenario::CpuMix => Columns::Cpu,
+            Scenario::C10k => Columns::Idle,
+            Scenario::Slowloris => Columns::Slow,
+            Scenario::Plaintext
+            | Scenario::Json
+            | Scenario::Pipelined
+            | Scenario::Churn
+            | Scenario::Upload => Columns::None,
+        }
+    }
+
     /// Whether nginx can serve it (static answers only): the baseline runs these.
     pub fn baseline_applies(self) -> bool {
-        matches!(
-            self,
+        match self {
             Scenario::Plaintext
-                | Scenario::Json
-                | Scenario::Pipelined
-                | Scenario::Churn
-                | Scenario::C10k
-                | Scenario::Slowloris
-        )
+            | Scenario::Json
+            | Scenario::Pipelined
+            | Scenario::Churn
+            | Scenario::C10k
+            | Scenario::Slowloris => true,
+            Scenario::IoWait | Scenario::BlockingCall | Scenario::CpuMix | Scenario::Upload => {
+                false
+            }
+        }
     }
 
     /// Extra zoo arguments for this scenario's server.
@@ -121,7 +141,15 @@ impl Scenario {
             Scenario::C10k => ["--max-connections", "20000", "--keep-alive-timeout", "120"]
                 .map(String::from)
                 .to_vec(),
-            _ => Vec::new(),
+            Scenario::Plaintext
+            | Scenario::Json
+            | Scenario::Pipelined
+            | Scenario::IoWait
+            | Scenario::BlockingCall
+            | Scenario::CpuMix
+            | Scenario::Churn
+            | Scenario::Slowloris
+            | Scenario::Upload => Vec::new(),
         }
     }
 
@@ -235,7 +263,7 @@ impl Scenario {
             ),
         };
         ScenarioInfo {
-            name: self.name().to_string(),
+            name: self,
             load,
             shows,
         }
@@ -271,7 +299,14 @@ impl Scenario {
         match self {
             Scenario::C10k => base + Duration::from_micros(150 * s.idle as u64),
             Scenario::Slowloris => base + Duration::from_millis(300),
-            _ => base,
+            Scenario::Plaintext
+            | Scenario::Json
+            | Scenario::Pipelined
+            | Scenario::IoWait
+            | Scenario::BlockingCall
+            | Scenario::CpuMix
+            | Scenario::Churn
+            | Scenario::Upload => base,
         }
     }
 
@@ -280,7 +315,14 @@ impl Scenario {
         match self {
             Scenario::IoWait => Some(ideal(SLEEP_CONNECTIONS, SLEEP_MS)),
             Scenario::BlockingCall => Some(ideal(BLOCK_CONNECTIONS, BLOCK_MS)),
-            _ => None,
+            Scenario::Plaintext
+            | Scenario::Json
+            | Scenario::Pipelined
+            | Scenario::CpuMix
+            | Scenario::Churn
+            | Scenario::C10k
+            | Scenario::Slowloris
+            | Scenario::Upload => None,
         }
     }
 }
@@ -292,6 +334,46 @@ fn ideal(connections: usize, ms: u64) -> f64 {
 fn list(values: &[usize]) -> String {
     let items: Vec<String> = values.iter().map(usize::to_string).collect();
     items.join(", ")
+}
+
+/// The columns a scenario's table adds to the common ones (req/s, latency, CPU, memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Columns {
+    /// None.
+    None,
+    /// The ideal req/s and the share of it reached (io-wait, blocking-call).
+    Ideal,
+    /// The p99 of the CPU-heavy requests (cpu-mix).
+    Cpu,
+    /// Memory per idle connection and idle connections held (c10k).
+    Idle,
+    /// What the slow clients got (slowloris).
+    Slow,
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Scenario {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Scenario {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Scenario, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Scenario::parse(&name).ok_or_else(|| {
+            let known: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+            D::Error::custom(format!(
+                "no scenario '{name}'; this loadtest knows {}",
+                known.join(", ")
+            ))
+        })
+    }
 }
 
 /// What every cell of a comparison shares.
@@ -348,5 +430,17 @@ mod tests {
         assert_eq!(Scenario::Plaintext.variants(&s).len(), 2);
         assert_eq!(Scenario::Pipelined.variants(&s).len(), 2);
         assert_eq!(Scenario::parse("nope"), None);
+    }
+
+    #[test]
+    fn results_name_scenarios_and_refuse_unknown_names() {
+        for scenario in Scenario::ALL {
+            let json = serde_json::to_string(&scenario).expect("serialises");
+            assert_eq!(json, format!("\"{}\"", scenario.name()));
+            let back: Scenario = serde_json::from_str(&json).expect("reads back");
+            assert_eq!(back, scenario);
+        }
+        let err = serde_json::from_str::<Scenario>("\"nope\"").expect_err("unknown");
+        assert!(err.to_string().contains("no scenario 'nope'"), "{err}");
     }
 }
