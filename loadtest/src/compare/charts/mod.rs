@@ -13,7 +13,7 @@ mod draw;
 
 use crate::compare::file_name;
 use crate::compare::results::{Cell, Results, Status};
-use crate::compare::scenario::Scenario;
+use crate::compare::scenario::{Crowd, Scenario};
 use draw::{draw_bars, draw_latency, draw_throughput, err, load_font, Area};
 use plotters::prelude::*;
 use std::path::Path;
@@ -133,17 +133,9 @@ pub fn render_all(dir: &Path, results: &Results) -> ChartSet {
             });
         }
         // Which scenarios have a chart of their own besides throughput and latency.
-        match info.name {
-            Scenario::C10k => memory_chart(&mut set, &charts_dir, results, &cells, &style_of),
-            Scenario::Plaintext
-            | Scenario::Json
-            | Scenario::Pipelined
-            | Scenario::IoWait
-            | Scenario::BlockingCall
-            | Scenario::CpuMix
-            | Scenario::Churn
-            | Scenario::Slowloris
-            | Scenario::Upload => {}
+        match info.name.crowd() {
+            Some(Crowd::Idle) => memory_chart(&mut set, &charts_dir, results, &cells, &style_of),
+            Some(Crowd::Slow) | None => {}
         }
     }
     set

@@ -66,10 +66,10 @@ pub fn run_cell(
         Status::Ok,
         scenario.ideal_rps(),
     );
-    let outcome = match scenario {
-        Scenario::C10k => crowds::run_c10k(&mut cell, ep, s, interrupted, on_tick),
-        Scenario::Slowloris => crowds::run_slowloris(&mut cell, ep, s, interrupted, on_tick),
-        _ => {
+    let outcome = match scenario.crowd() {
+        Some(Crowd::Idle) => crowds::run_c10k(&mut cell, ep, s, interrupted, on_tick),
+        Some(Crowd::Slow) => crowds::run_slowloris(&mut cell, ep, s, interrupted, on_tick),
+        None => {
             let loads = plain_loads(scenario, variant, connections, ep, s);
             loads.and_then(|loads| measure_cell(&mut cell, ep, s, loads, interrupted, on_tick))
         }

@@ -103,6 +103,22 @@ impl Scenario {
         Scenario::ALL.into_iter().find(|s| s.name() == name)
     }
 
+    /// The crowd it holds open beside its measured load, if any.
+    pub fn crowd(self) -> Option<Crowd> {
+        match self {
+            Scenario::C10k => Some(Crowd::Idle),
+            Scenario::Slowloris => Some(Crowd::Slow),
+            Scenario::Plaintext
+            | Scenario::Json
+            | Scenario::Pipelined
+            | Scenario::IoWait
+            | Scenario::BlockingCall
+            | Scenario::CpuMix
+            | Scenario::Churn
+            | Scenario::Upload => None,
+        }
+    }
+
     /// Extra columns its table has beside the common ones.
     pub fn columns(self) -> Columns {
         match self {
@@ -135,21 +151,13 @@ impl Scenario {
 
     /// Extra zoo arguments for this scenario's server.
     pub fn server_args(self) -> Vec<String> {
-        match self {
+        match self.crowd() {
             // Above --max-connections zoo sheds with 503, and an idle connection must outlive
             // the opening of the others and the active load.
-            Scenario::C10k => ["--max-connections", "20000", "--keep-alive-timeout", "120"]
+            Some(Crowd::Idle) => ["--max-connections", "20000", "--keep-alive-timeout", "120"]
                 .map(String::from)
                 .to_vec(),
-            Scenario::Plaintext
-            | Scenario::Json
-            | Scenario::Pipelined
-            | Scenario::IoWait
-            | Scenario::BlockingCall
-            | Scenario::CpuMix
-            | Scenario::Churn
-            | Scenario::Slowloris
-            | Scenario::Upload => Vec::new(),
+            Some(Crowd::Slow) | None => Vec::new(),
         }
     }
 
@@ -296,17 +304,10 @@ impl Scenario {
     /// About how long a cell takes, for the time-left estimate.
     pub fn estimate(self, s: &Settings) -> Duration {
         let base = s.warmup + s.duration + Duration::from_millis(150);
-        match self {
-            Scenario::C10k => base + Duration::from_micros(150 * s.idle as u64),
-            Scenario::Slowloris => base + Duration::from_millis(300),
-            Scenario::Plaintext
-            | Scenario::Json
-            | Scenario::Pipelined
-            | Scenario::IoWait
-            | Scenario::BlockingCall
-            | Scenario::CpuMix
-            | Scenario::Churn
-            | Scenario::Upload => base,
+        match self.crowd() {
+            Some(Crowd::Idle) => base + Duration::from_micros(150 * s.idle as u64),
+            Some(Crowd::Slow) => base + Duration::from_millis(300),
+            None => base,
         }
     }
 
@@ -334,6 +335,15 @@ fn ideal(connections: usize, ms: u64) -> f64 {
 fn list(values: &[usize]) -> String {
     let items: Vec<String> = values.iter().map(usize::to_string).collect();
     items.join(", ")
+}
+
+/// A crowd of clients held open beside a scenario's measured load ([`crowds`](super::crowds)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crowd {
+    /// Idle keep-alive connections (c10k).
+    Idle,
+    /// Slow clients trickling heads (slowloris).
+    Slow,
 }
 
 /// The columns a scenario's table adds to the common ones (req/s, latency, CPU, memory).
