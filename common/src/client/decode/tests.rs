@@ -540,3 +540,28 @@ fn client_and_server_halves_agree() {
         ])
     );
 }
+
+/// The server core reads a chunked request from the encoder as the body it was cut from.
+#[test]
+fn chunked_requests_reach_the_server_whole() {
+    use crate::client::Framing;
+    use crate::conn::{Connection, Limits};
+    use std::time::{Instant, SystemTime};
+
+    let body: Vec<u8> = (0..1000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    for chunk in [1, 7, 256, 4096] {
+        let spec = RequestSpec {
+            body: &body,
+            framing: Framing::Chunked(chunk),
+            ..RequestSpec::new("POST", "/echo", "example.test:8080")
+        };
+        let mut wire = Vec::new();
+        encode_request(&spec, &mut wire).expect("valid spec");
+        let now = Instant::now();
+        let mut conn = Connection::new(Limits::default(), now, SystemTime::now());
+        conn.feed(&wire, now);
+        let request = conn.next_request().expect("a whole request");
+        assert_eq!(request.method(), "POST", "chunks of {chunk}");
+        assert_eq!(request.body, body, "chunks of {chunk}");
+    }
+}
