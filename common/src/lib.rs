@@ -8,6 +8,7 @@
 //! - [`client`]: the client side, sans-IO: request encoding and response decoding.
 //! - [`encode`]: response encoding (Content-Length or chunked, HEAD, keep-alive headers).
 //! - [`conn`]: the connection state machine that ties them together ("Theory of operation").
+//! - [`ready`]: the line a server prints once it listens, and its parser.
 //! - [`date`]: the `Date` header, formatted at most once a second.
 //! - [`request`], [`response`]: the owned request and response types handed to the service.
 //! - [`handler`]: the [`Handler`] trait and [`Reply`], the contract between models and service.
@@ -25,6 +26,7 @@ pub mod encode;
 pub mod error;
 pub mod handler;
 pub mod head;
+pub mod ready;
 pub mod request;
 pub mod response;
 pub mod service;

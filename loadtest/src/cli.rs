@@ -4,6 +4,7 @@
 
 use crate::target::Target;
 use clap::{Args, Parser, Subcommand};
+use common::client::{check_header, EncodeError};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -334,16 +335,11 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
     let Some((name, value)) = s.split_once(':') else {
         return Err("expected 'Name: value'".to_string());
     };
-    if !common::head::is_token(name) {
-        return Err(format!("'{name}' is not a valid header name"));
-    }
-    if value.bytes().any(|b| b != b'\t' && (b < 0x20 || b == 0x7f)) {
-        return Err("the value must not hold control characters".to_string());
-    }
-    if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding")
-    {
-        return Err(format!("{name} is set from --body; leave it out"));
-    }
+    check_header(name, value).map_err(|e| match e {
+        EncodeError::BadHeaderName => format!("'{name}' is not a valid header name"),
+        EncodeError::FramingHeader => format!("{name} is set from --body; leave it out"),
+        _ => "the value must not hold control characters".to_string(),
+    })?;
     Ok((name.to_string(), value.trim().to_string()))
 }
 

@@ -35,6 +35,9 @@
 //! the deadline, and the requests in flight are waited for (each within `--timeout`). With `-n`,
 //! each thread has its share of the count. A request is measured when its intended time is at
 //! or after the end of the warm-up.
+//!
+//! This file is longer than most on purpose: the slot, its states and the loop that moves them
+//! are one state machine, and its rules read best side by side, as the theory above walks them.
 
 use crate::stats::{ErrorKind, Recorder};
 use crate::sys::{self, Poller};

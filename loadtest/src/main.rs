@@ -12,34 +12,18 @@
 //! - [`run`]: the `run` subcommand: plan, threads, progress bar, self-check, output.
 //! - [`report`]: the terminal summary and the JSON document (schema `zoo-loadtest/1`).
 //! - [`hlog`]: HdrHistogram interval logs, and the `merge` subcommand's sums.
-//! - [`compare`]: the `compare` and `report` subcommands: the matrix, servers, progress, output.
-//! - [`scenarios`]: each scenario's load, words and variants, and how a cell is measured.
-//! - [`launch`]: starting and stopping zoo and nginx, pinned, with their stderr kept.
-//! - [`sampling`]: CPU time and memory of a server's whole process tree, from /proc.
-//! - [`probe`]: single requests beside the load: `/metrics`, readiness.
-//! - [`idle`]: c10k's crowd of idle keep-alive connections.
-//! - [`slowloris`]: slowloris' crowd of clients trickling their heads.
-//! - [`results`]: `results.json` (schema `zoo-compare/1`).
-//! - [`markdown`]: `report.md`: the setup, a table per scenario, the checks and failures.
-//! - [`reading`]: the plain-words reading of each table, computed from its figures.
-//! - [`charts`]: SVG and PNG charts with plotters.
+//! - [`format`]: numbers and units (latencies, sizes, rates, ratios, thousands): one home.
+//! - [`compare`]: the `compare` and `report` subcommands, each job a module of its folder: the
+//!   plan, running a scenario, the scenario catalogue and a cell's measurement, the crowds, the
+//!   servers, sampling, results.json, report.md, its readings and the charts.
 
-mod charts;
 mod cli;
 mod compare;
 mod engine;
+mod format;
 mod hlog;
-mod idle;
-mod launch;
-mod markdown;
-mod probe;
-mod reading;
 mod report;
-mod results;
 mod run;
-mod sampling;
-mod scenarios;
-mod slowloris;
 mod stats;
 mod sys;
 mod target;

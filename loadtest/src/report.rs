@@ -4,6 +4,7 @@
 //! grows: fields are never renamed or removed without a new schema name. Times are in the unit
 //! their name says (`_s`, `_us`); latencies are microseconds.
 
+use crate::format::{format_bytes, format_us, trim_float};
 use crate::stats::{ErrorKind, LATE_NS};
 use base64::Engine as _;
 use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
@@ -315,31 +316,6 @@ pub struct ThreadOut {
     pub busy: f64,
 }
 
-/// `12us`, `1.23ms`, `2.50s`, as wrk prints latencies.
-pub fn format_us(us: u64) -> String {
-    match us {
-        0..=999 => format!("{us}us"),
-        1000..=999_999 => format!("{:.2}ms", us as f64 / 1e3),
-        _ => format!("{:.2}s", us as f64 / 1e6),
-    }
-}
-
-/// `512B`, `1.50KB`, `17.66MB`, in powers of 1024 as wrk prints sizes.
-pub fn format_bytes(b: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = b;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{v:.0}B")
-    } else {
-        format!("{v:.2}{}", UNITS[unit])
-    }
-}
-
 /// The percentile rows of one distribution, wrk style.
 pub fn percentile_lines(label: &str, l: &Latency) -> String {
     let p = &l.percentiles;
@@ -483,28 +459,10 @@ pub fn summary(r: &RunReport, show_intervals: bool) -> String {
     out
 }
 
-/// `5` for 5.0, `0.5` for 0.5.
-fn trim_float(v: f64) -> String {
-    let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::stats::new_histogram;
-
-    #[test]
-    fn units_read_like_wrk() {
-        assert_eq!(format_us(999), "999us");
-        assert_eq!(format_us(1500), "1.50ms");
-        assert_eq!(format_us(2_500_000), "2.50s");
-        assert_eq!(format_bytes(512.0), "512B");
-        assert_eq!(format_bytes(1536.0), "1.50KB");
-        assert_eq!(format_bytes(3.0 * 1024.0 * 1024.0), "3.00MB");
-        assert_eq!(trim_float(5.0), "5");
-        assert_eq!(trim_float(0.25), "0.25");
-    }
 
     #[test]
     fn latency_summary_keeps_the_whole_histogram() {

@@ -5,6 +5,7 @@
 
 use crate::cli::RunArgs;
 use crate::engine::{Plan, Share, Worker};
+use crate::format::format_us;
 use crate::hlog;
 use crate::report::{
     self, Config, Errors, Generator, IntervalOut, Latency, OpenLoop, RunReport, StatusClasses,
@@ -89,12 +90,10 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn Error>> {
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
     let spec = RequestSpec {
-        method: &args.method,
-        target: &target.path,
-        host: &target.authority,
         headers: &headers,
         body: args.body.as_ref().map_or(&[][..], |b| &b.0),
         close: args.close,
+        ..RequestSpec::new(&args.method, &target.path, &target.authority)
     };
     let mut request = Vec::new();
     encode_request(&spec, &mut request).map_err(|e| match e {
@@ -416,8 +415,8 @@ fn build_report(
                 o.late_sends,
                 o.sent,
                 late_fraction * 100.0,
-                report::format_us(o.late_threshold_us),
-                report::format_us(o.max_lag_us)
+                format_us(o.late_threshold_us),
+                format_us(o.max_lag_us)
             ));
         }
         if o.achieved_rate < 0.98 * o.rate {

@@ -16,6 +16,7 @@
 //! addresses spread over 127.0.0.2-127.0.0.251, so repeated runs do not run out of ports while
 //! the previous run's closed sockets sit in TIME_WAIT.
 
+use common::ready::ReadyLine;
 use socket2::{Domain, SockAddr, Socket, Type};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
@@ -167,15 +168,10 @@ fn start_zoo(model: &str, conns: usize) -> Target {
     BufReader::new(stdout)
         .read_line(&mut line)
         .expect("zoo prints its ready line");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let ready = ReadyLine::parse(&line).unwrap_or_else(|| panic!("not a ready line: {line:?}"));
     Target {
         name: model.to_string(),
-        addr,
+        addr: ready.addr,
         pid: child.id(),
         child: Some(child),
     }

@@ -7,6 +7,7 @@
 //! - [`shutdown`]: SIGTERM/SIGINT as a descriptor that every model can wait on.
 //! - [`acceptor`]: the blocking accept loop (thread, fork) over [`admission`].
 //! - [`blocking`]: the per-connection loop for blocking IO.
+//! - [`async_conn`]: the per-connection loop and the runtime glue of tokio, async-std and smol.
 //! - [`children`]: forking, reaping and stopping child processes (fork, prefork).
 //! - [`scoreboard`]: server-wide counters in memory shared by every process (fork, prefork).
 //! - [`process`]: the `process_*` series of `/metrics` (CPU, memory, descriptors) from /proc.
@@ -15,6 +16,7 @@
 
 mod acceptor;
 mod admission;
+mod async_conn;
 mod blocking;
 mod children;
 mod cli;

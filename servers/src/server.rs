@@ -4,6 +4,7 @@
 use crate::admission::Admission;
 use crate::cli::Options;
 use common::handler::internal_error;
+use common::ready::ReadyLine;
 use common::service::{Service, ServiceConfig};
 use common::stats::Counters;
 use common::{Connection, Handler, Limits, Reply, Request, Response};
@@ -143,11 +144,13 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 pub fn announce(model: &str, addr: SocketAddr, note: &str) {
     let mut out = io::stdout().lock();
     // A closed stdout only loses the banner; serving goes on.
-    let _ = writeln!(
-        out,
-        "zoo {model} listening on http://{addr} (pid {}){note}",
-        std::process::id()
-    );
+    let line = ReadyLine {
+        model: model.to_string(),
+        addr,
+        pid: std::process::id(),
+        note: note.to_string(),
+    };
+    let _ = writeln!(out, "{line}");
     let _ = out.flush();
 }
 

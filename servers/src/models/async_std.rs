@@ -16,7 +16,7 @@
 //! `--max-connections` a new connection gets 503 and is closed. The loops are shared with tokio
 //! and smol in `async_conn.rs`.
 
-use super::async_conn::{serve, shutdown_signal_async_io, Runtime};
+use crate::async_conn::{serve, shutdown_signal_async_io, Runtime};
 use crate::server::Ctx;
 use async_std::io::{ReadExt, WriteExt};
 use async_std::net::{TcpListener, TcpStream};

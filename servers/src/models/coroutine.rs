@@ -51,8 +51,8 @@
 //!   this read clears them only in `wait_io`, and after events that said reset or hang-up it
 //!   reads again without parking.
 
-use super::async_conn::scheduler_threads;
 use crate::admission::{AcceptFailed, Backoff};
+use crate::async_conn::scheduler_threads;
 use crate::blocking::{flush, wait_readable, Woken};
 use crate::server::Ctx;
 use crate::shutdown;

@@ -13,7 +13,7 @@
 //! default loop on Linux (`selectors.EpollSelector`), Tornado's IOLoop and nginx's event loop. Over
 //! `--max-connections` a new connection gets 503 and is closed.
 
-use crate::reactor::{self, epoll::Epoll};
+use crate::reactor::{self, backend_epoll::Epoll};
 use crate::server::Ctx;
 use std::io;
 use std::net::TcpListener;

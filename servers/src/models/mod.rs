@@ -1,7 +1,7 @@
 //! One module per concurrency model; each opens with what it costs and where it breaks.
-//! `async_conn` is no model: it holds the loops that tokio, async-std and smol share.
+//! The code they share lives beside them: `crate::blocking` (blocking IO), `crate::async_conn`
+//! (tokio, async-std, smol) and `crate::reactor` (select, poll, epoll, nonblocking, sigio).
 
-pub mod async_conn;
 pub mod async_std;
 pub mod coroutine;
 pub mod epoll;

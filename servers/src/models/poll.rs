@@ -10,7 +10,7 @@
 //! `selectors.PollSelector` and Twisted's `pollreactor`. Over `--max-connections` a new connection
 //! gets 503 and is closed.
 
-use crate::reactor::{self, poll::Poll};
+use crate::reactor::{self, backend_poll::Poll};
 use crate::server::Ctx;
 use std::io;
 use std::net::TcpListener;

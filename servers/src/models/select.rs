@@ -14,7 +14,7 @@
 //! `selectors.SelectSelector` (asyncio's loop where nothing better exists) and Twisted's
 //! `selectreactor`. Over `--max-connections` a new connection gets 503 and is closed.
 
-use crate::reactor::{self, select::Select};
+use crate::reactor::{self, backend_select::Select};
 use crate::server::Ctx;
 use std::io;
 use std::net::TcpListener;

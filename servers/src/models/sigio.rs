@@ -2,7 +2,7 @@
 //!
 //! Every socket is set to raise a queued real-time signal on each change (`O_ASYNC`, `F_SETSIG`,
 //! `F_SETOWN_EX` to its loop's thread); the signal is blocked and taken synchronously with
-//! `sigtimedwait` and a `signalfd`, and `si_fd` names the socket (see `reactor::sigio`). Readiness is
+//! `sigtimedwait` and a `signalfd`, and `si_fd` names the socket (see `reactor::backend_sigio`). Readiness is
 //! edge-triggered: a signal per change, so the loop drains every socket until `WouldBlock` and tries
 //! IO after every change of its own. The costs: four syscalls to set up each connection, one
 //! signal queued per readiness change (more than epoll's one report per wait), and interest that
@@ -13,7 +13,7 @@
 //! eventfd cannot raise a signal. No Python server uses it (`signal.set_wakeup_fd` is the nearest
 //! relative). Over `--max-connections` a new connection gets 503 and is closed.
 
-use crate::reactor::{self, sigio::SigIo};
+use crate::reactor::{self, backend_sigio::SigIo};
 use crate::server::Ctx;
 use std::io;
 use std::net::TcpListener;

@@ -16,7 +16,7 @@
 //! `--max-connections` a new connection gets 503 and is closed. The loops are shared with tokio
 //! and async-std in `async_conn.rs`.
 
-use super::async_conn::{scheduler_threads, serve, shutdown_signal_async_io, Runtime};
+use crate::async_conn::{scheduler_threads, serve, shutdown_signal_async_io, Runtime};
 use crate::server::Ctx;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Async, Executor, LocalExecutor, Timer};

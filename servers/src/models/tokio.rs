@@ -20,7 +20,7 @@
 //! `--max-connections` a new connection gets 503 and is closed. The loops themselves are shared
 //! with async-std and smol in `async_conn.rs`.
 
-use super::async_conn::{scheduler_threads, serve, Runtime};
+use crate::async_conn::{scheduler_threads, serve, Runtime};
 use crate::server::Ctx;
 use crate::shutdown;
 use std::future::Future;

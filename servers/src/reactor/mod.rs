@@ -4,9 +4,13 @@
 //!
 //! - [`event_loop`]: the loop itself: accept, read, answer, write, timers, graceful stop.
 //! - [`inbox`]: the wake-up descriptor and inbox through which other threads hand a loop work.
-//! - [`select`], [`poll`], [`epoll`]: the three classic multiplexers.
-//! - [`sigio`]: readiness as queued real-time signals (`O_ASYNC`, `F_SETSIG`), nginx's old rtsig.
-//! - [`scan`]: no multiplexer at all: every descriptor is tried on every pass.
+//! - [`backend_select`], [`backend_poll`], [`backend_epoll`]: the three classic multiplexers.
+//! - [`backend_sigio`]: readiness as queued real-time signals (`O_ASYNC`, `F_SETSIG`), nginx's
+//!   old rtsig.
+//! - [`backend_scan`]: no multiplexer at all: every descriptor is tried on every pass.
+//!
+//! The backends are named `backend_*` so they are not mistaken for the models of the same name
+//! (`models/select.rs` is `--model=select`, which runs the loop over `backend_select`).
 //!
 //! # Theory of operation
 //!
@@ -51,13 +55,13 @@
 //! idle connections, answers what is in flight and ends when it has no connection left or the grace
 //! period is over.
 
-pub mod epoll;
+pub mod backend_epoll;
+pub mod backend_poll;
+pub mod backend_scan;
+pub mod backend_select;
+pub mod backend_sigio;
 mod event_loop;
 mod inbox;
-pub mod poll;
-pub mod scan;
-pub mod select;
-pub mod sigio;
 
 use crate::server::Ctx;
 use event_loop::Loop;
@@ -118,7 +122,7 @@ pub trait Multiplexer: Sized + Send + 'static {
     /// loop just waits again.
     fn wait(&mut self, ready: &mut Vec<Token>, timeout: Option<Duration>) -> io::Result<()>;
 
-    /// Told after every pass whether it did any work. Only [`scan::Scan`], which cannot sleep in
+    /// Told after every pass whether it did any work. Only [`backend_scan::Scan`], which cannot sleep in
     /// the kernel, needs it.
     fn pass_done(&mut self, _found_work: bool) {}
 }
@@ -284,32 +288,32 @@ mod tests {
 
     #[test]
     fn select_reports_readiness() {
-        exercise::<select::Select>();
+        exercise::<backend_select::Select>();
     }
 
     #[test]
     fn poll_reports_readiness() {
-        exercise::<poll::Poll>();
+        exercise::<backend_poll::Poll>();
     }
 
     #[test]
     fn epoll_reports_readiness() {
-        exercise::<epoll::Epoll>();
+        exercise::<backend_epoll::Epoll>();
     }
 
     #[test]
     fn sigio_reports_readiness() {
-        exercise::<sigio::SigIo>();
+        exercise::<backend_sigio::SigIo>();
     }
 
     #[test]
     fn scan_reports_every_watched_descriptor() {
-        exercise::<scan::Scan>();
+        exercise::<backend_scan::Scan>();
     }
 
     #[test]
     fn select_refuses_descriptors_beyond_fd_setsize() {
-        let mut mux = select::Select::new().unwrap();
+        let mut mux = backend_select::Select::new().unwrap();
         let fd = libc::FD_SETSIZE as RawFd;
         assert!(mux.add(fd, 1, Interest::Read).is_err());
         assert!(mux.modify(fd, 1, Interest::Read, Interest::Write).is_err());

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses its own part of the support module
 
+use common::ready::ReadyLine;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -102,7 +103,7 @@ impl Server {
         let ready = lines.next().and_then(Result::ok);
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        let Some(line) = ready.filter(|l| l.contains("listening on http://")) else {
+        let Some(ready) = ready.as_deref().and_then(ReadyLine::parse) else {
             let mut stderr = String::new();
             if let Some(mut e) = child.stderr.take() {
                 let _ = e.read_to_string(&mut stderr);
@@ -120,15 +121,9 @@ impl Server {
                 eprintln!("[zoo] {line}");
             }
         });
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in ready line: {line}"));
         Ok(Server {
             child,
-            addr,
+            addr: ready.addr,
             model: model.to_string(),
         })
     }

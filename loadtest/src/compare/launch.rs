@@ -7,6 +7,7 @@
 //! gets SIGKILL, its whole group with it.
 
 use crate::sys::{self, ChildSetup};
+use common::ready::ReadyLine;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener};
@@ -165,10 +166,10 @@ impl Server {
                 )));
             }
         };
-        match parse_ready_line(&line) {
-            Some((addr, note)) => {
-                server.addr = addr;
-                server.note = note;
+        match ReadyLine::parse(&line) {
+            Some(ready) => {
+                server.addr = ready.addr;
+                server.note = ready.note.trim().to_string();
                 Ok(server)
             }
             None => {
@@ -219,7 +220,7 @@ impl Server {
             log: log.to_path_buf(),
             _dir: Some(dir),
         };
-        match crate::probe::get(addr, &addr.to_string(), "/healthz", READY_TIMEOUT) {
+        match crate::compare::probe::get(addr, &addr.to_string(), "/healthz", READY_TIMEOUT) {
             Ok(answer) if answer.status == 200 => Ok(server),
             Ok(answer) => {
                 server.kill();
@@ -350,15 +351,6 @@ fn spawn(cmd: &mut Command, setup: &ChildSetup, log: &Path, stdout: bool) -> Res
         .map_err(|e| format!("cannot run {}: {e}", cmd.get_program().to_string_lossy()))
 }
 
-/// The address and the note of `zoo M listening on http://ADDR (pid N)NOTE`.
-pub fn parse_ready_line(line: &str) -> Option<(SocketAddr, String)> {
-    let rest = line.split_once(" listening on http://")?.1;
-    let (addr, rest) = rest.split_once(' ')?;
-    let addr: SocketAddr = addr.trim_end_matches('/').parse().ok()?;
-    let note = rest.split_once(')').map_or("", |(_, note)| note).trim();
-    Some((addr, note.to_string()))
-}
-
 /// The configuration of the baseline: one worker, no access log, the routes of the plaintext
 /// scenarios, the limits the scenarios need (c10k's idle connections, slowloris' head timeout
 /// equal to zoo's 5 s).
@@ -448,21 +440,5 @@ mod tests {
         ] {
             assert!(ModelSpec::parse(bad).is_err(), "{bad:?} must be refused");
         }
-    }
-
-    #[test]
-    fn ready_lines_give_the_address_and_the_note() {
-        let (addr, note) =
-            parse_ready_line("zoo pool listening on http://127.0.0.1:38413 (pid 4758)")
-                .expect("valid");
-        assert_eq!(addr, "127.0.0.1:38413".parse().expect("address"));
-        assert_eq!(note, "");
-        let (addr, note) = parse_ready_line(
-            "zoo prefork listening on http://[::1]:80 (pid 9); state is per process",
-        )
-        .expect("valid");
-        assert_eq!(addr.port(), 80);
-        assert_eq!(note, "; state is per process");
-        assert!(parse_ready_line("zoo: cannot listen").is_none());
     }
 }

@@ -8,7 +8,7 @@
 //! a limit).
 
 use crate::sys::{self, Poller};
-use common::client::{ClientLimits, Event, ResponseDecoder};
+use common::client::{encode_request, ClientLimits, Event, RequestSpec, ResponseDecoder};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -76,9 +76,12 @@ impl IdleCrowd {
         interrupted: &AtomicBool,
     ) -> io::Result<IdleCrowd> {
         let started = Instant::now();
+        let mut request = Vec::new();
+        encode_request(&RequestSpec::new("GET", path, authority), &mut request)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let mut crowd = IdleCrowd {
             addr,
-            request: format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n\r\n").into_bytes(),
+            request,
             poller: Poller::new()?,
             slots: (0..n)
                 .map(|_| Slot {

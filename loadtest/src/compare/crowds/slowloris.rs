@@ -10,6 +10,7 @@
 //! timeout, a reset) reconnects after a short pause, as the attack tool does.
 
 use crate::sys::{self, Poller};
+use common::client::{encode_unfinished_head, RequestSpec};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -83,9 +84,12 @@ impl Slowloris {
     ) -> Slowloris {
         let stop = Arc::new(AtomicBool::new(false));
         let connected = Arc::new(AtomicU64::new(0));
-        let head = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n").into_bytes();
+        let mut head = Vec::new();
+        let encoded = encode_unfinished_head(&RequestSpec::new("GET", path, authority), &mut head)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
         let (flag, count) = (Arc::clone(&stop), Arc::clone(&connected));
         let handle = std::thread::spawn(move || {
+            encoded?;
             Crowd::new(addr, head, clients, interval, count)?.run(&flag)
         });
         Slowloris {

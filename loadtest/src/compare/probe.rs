@@ -2,7 +2,7 @@
 //! answers. A blocking socket with a deadline and the client side of the core's decoder; never
 //! used on the hot path.
 
-use common::client::{ClientLimits, Event, ResponseDecoder};
+use common::client::{encode_request, ClientLimits, Event, RequestSpec, ResponseDecoder};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -30,9 +30,14 @@ pub fn get(
     stream
         .set_write_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    let spec = RequestSpec {
+        close: true,
+        ..RequestSpec::new("GET", path, authority)
+    };
+    let mut request = Vec::new();
+    encode_request(&spec, &mut request).map_err(|e| format!("cannot encode the request: {e}"))?;
     stream
-        .write_all(request.as_bytes())
+        .write_all(&request)
         .map_err(|e| format!("send: {e}"))?;
     let mut decoder = ResponseDecoder::new(ClientLimits::default());
     let mut input = Vec::new();

@@ -4,10 +4,11 @@
 //! charts from this file alone. Like the run schema, it only grows: a field is never renamed,
 //! retyped or removed under the same name. `loadtest/README.md` documents the fields.
 
-use crate::idle::OpenStats;
+use crate::compare::crowds::idle::OpenStats;
+use crate::compare::crowds::slowloris::SlowStats;
+use crate::compare::sampling::Usage;
+use crate::compare::scenario::Scenario;
 use crate::report::RunReport;
-use crate::sampling::Usage;
-use crate::slowloris::SlowStats;
 use serde::{Deserialize, Serialize};
 
 /// The schema name.
@@ -109,8 +110,8 @@ fn one() -> u32 {
 /// A scenario as the report introduces it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioInfo {
-    /// Its name on the command line.
-    pub name: String,
+    /// The scenario; its name on the command line in results.json.
+    pub name: Scenario,
     /// One line: what the load is.
     pub load: String,
     /// What it shows.
@@ -149,8 +150,8 @@ pub enum Status {
 pub struct Cell {
     /// The target's name.
     pub target: String,
-    /// The scenario's name.
-    pub scenario: String,
+    /// The scenario; its name in results.json.
+    pub scenario: Scenario,
     /// The variant within the scenario, e.g. `c=64` or `chunked`.
     pub variant: String,
     /// Connections of the main load (the x axis of the sweeps).
@@ -186,7 +187,7 @@ impl Cell {
     /// A cell with no figures yet, in `status`.
     pub fn empty(
         target: String,
-        scenario: &str,
+        scenario: Scenario,
         variant: String,
         connections: usize,
         status: Status,
@@ -194,7 +195,7 @@ impl Cell {
     ) -> Cell {
         Cell {
             target,
-            scenario: scenario.to_string(),
+            scenario,
             variant,
             connections,
             status,

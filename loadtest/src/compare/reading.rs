@@ -3,9 +3,26 @@
 //! what offloading did, what an idle connection cost, who the slow clients starved, who failed.
 //! Nothing here is canned: a sentence appears only when the figures behind it exist.
 
-use crate::markdown::{capitalise, percent, thousands, BASELINE};
-use crate::report::format_us;
-use crate::results::{Cell, Status};
+use crate::compare::markdown::{capitalise, BASELINE};
+use crate::compare::results::{Cell, Status};
+use crate::compare::scenario::Scenario;
+use crate::format::{format_us, kib, percent, ratio, thousands, whole_percent, whole_ratio};
+
+/// Whether a scenario's load stalls an event loop by design (a blocking call in the handler):
+/// then the reading names the models that served one request at a time.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stalls {
+    Unexpected,
+    Expected,
+}
+
+/// Whether the reading names the cheapest model per request: churn's requests each pay for a
+/// connection, so CPU per request is the scenario's point.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cost {
+    Unsaid,
+    PerConnection,
+}
 
 /// A measured cell's figures for sorting and comparing.
 struct Fig<'a> {
@@ -16,15 +33,17 @@ struct Fig<'a> {
 }
 
 /// The reading of one scenario's table, sentence by sentence.
-pub fn reading(scenario: &str, cells: &[&Cell]) -> Vec<String> {
+pub fn reading(scenario: Scenario, cells: &[&Cell]) -> Vec<String> {
     let variants = variants_of(cells);
     let mut out = match scenario {
-        "plaintext" | "json" | "pipelined" => sweep(cells, &variants),
-        "io-wait" | "blocking-call" => against_ideal(scenario, cells, &variants),
-        "cpu-mix" => cpu_mix(cells, &variants),
-        "c10k" => c10k(cells, &variants),
-        "slowloris" => slowloris(cells),
-        _ => throughput(scenario, cells, &variants),
+        Scenario::Plaintext | Scenario::Json | Scenario::Pipelined => sweep(cells, &variants),
+        Scenario::IoWait => against_ideal(cells, &variants, Stalls::Unexpected),
+        Scenario::BlockingCall => against_ideal(cells, &variants, Stalls::Expected),
+        Scenario::CpuMix => cpu_mix(cells, &variants),
+        Scenario::C10k => c10k(cells, &variants),
+        Scenario::Slowloris => slowloris(cells),
+        Scenario::Churn => throughput(cells, &variants, Cost::PerConnection),
+        Scenario::Upload => throughput(cells, &variants, Cost::Unsaid),
     };
     let failed: Vec<String> = cells
         .iter()
@@ -73,9 +92,9 @@ fn sweep(cells: &[&Cell], variants: &[&str]) -> Vec<String> {
         if let Some((best, at)) = best {
             if best > 0.0 && f.rps < 0.8 * best {
                 fell.push(format!(
-                    "{} ({:.0}% below its best, at {})",
+                    "{} ({} below its best, at {})",
                     f.name,
-                    100.0 * (1.0 - f.rps / best),
+                    whole_percent(1.0 - f.rps / best),
                     connections(at)
                 ));
             }
@@ -108,7 +127,7 @@ fn sweep(cells: &[&Cell], variants: &[&str]) -> Vec<String> {
 }
 
 /// io-wait and blocking-call: each model's share of the throughput of perfect parallelism.
-fn against_ideal(scenario: &str, cells: &[&Cell], variants: &[&str]) -> Vec<String> {
+fn against_ideal(cells: &[&Cell], variants: &[&str], stalls: Stalls) -> Vec<String> {
     let mut out = Vec::new();
     for v in variants {
         let figs = ranked(cells, v);
@@ -127,10 +146,10 @@ fn against_ideal(scenario: &str, cells: &[&Cell], variants: &[&str]) -> Vec<Stri
         );
         if let Some(worst) = figs.last().filter(|_| figs.len() > 1) {
             sentence += &format!(
-                ", {} lowest with {} ({:.0}× fewer)",
+                ", {} lowest with {} ({} fewer)",
                 worst.name,
                 thousands(worst.rps),
-                first.rps / worst.rps.max(1e-9)
+                whole_ratio(first.rps / worst.rps.max(1e-9))
             );
         }
         out.push(sentence + ".");
@@ -141,7 +160,7 @@ fn against_ideal(scenario: &str, cells: &[&Cell], variants: &[&str]) -> Vec<Stri
                 .collect();
             out.push(format!("Share of the ideal: {}.", shares.join(", ")));
         }
-        if scenario == "blocking-call" {
+        if stalls == Stalls::Expected {
             // One request at a time per loop is the ideal spread over all the connections.
             let serial = ideal / first.cell.connections.max(1) as f64;
             let stalled: Vec<&str> = figs
@@ -213,17 +232,13 @@ fn c10k(cells: &[&Cell], variants: &[&str]) -> Vec<String> {
     per_conn.sort_by(|a, b| a.1.total_cmp(&b.1));
     if let (Some(lo), Some(hi)) = (per_conn.first(), per_conn.last()) {
         out.push(if lo.0 == hi.0 {
-            format!(
-                "An idle connection cost {} {:.1} KiB of memory.",
-                lo.0,
-                lo.1 / 1024.0
-            )
+            format!("An idle connection cost {} {} of memory.", lo.0, kib(lo.1))
         } else {
             format!(
-                "An idle connection cost from {:.1} KiB ({}) to {:.1} KiB ({}) of server memory.",
-                lo.1 / 1024.0,
+                "An idle connection cost from {} ({}) to {} ({}) of server memory.",
+                kib(lo.1),
                 lo.0,
-                hi.1 / 1024.0,
+                kib(hi.1),
                 hi.0
             )
         });
@@ -311,7 +326,7 @@ fn slowloris(cells: &[&Cell]) -> Vec<String> {
 }
 
 /// The rest (churn, upload): the leader per variant, and what the scenario adds.
-fn throughput(scenario: &str, cells: &[&Cell], variants: &[&str]) -> Vec<String> {
+fn throughput(cells: &[&Cell], variants: &[&str], cost: Cost) -> Vec<String> {
     let mut out = Vec::new();
     for v in variants {
         if let Some(s) = leader_sentence(&ranked(cells, v)) {
@@ -322,7 +337,7 @@ fn throughput(scenario: &str, cells: &[&Cell], variants: &[&str]) -> Vec<String>
             });
         }
     }
-    if scenario == "churn" {
+    if cost == Cost::PerConnection {
         let figs = ranked(cells, variants.first().copied().unwrap_or(""));
         let cheapest = figs
             .iter()
@@ -340,7 +355,7 @@ fn throughput(scenario: &str, cells: &[&Cell], variants: &[&str]) -> Vec<String>
             .filter_map(|name| {
                 let a = figure(cells, name, first)?.requests_per_s;
                 let b = figure(cells, name, second)?.requests_per_s;
-                (a > 0.0).then(|| format!("{name} {:.2}×", b / a))
+                (a > 0.0).then(|| format!("{name} {}", ratio(b / a)))
             })
             .collect();
         if !ratios.is_empty() {
@@ -361,7 +376,7 @@ fn figure<'a>(
     cells: &[&'a Cell],
     name: &str,
     variant: &str,
-) -> Option<&'a crate::results::Headline> {
+) -> Option<&'a crate::compare::results::Headline> {
     cells
         .iter()
         .find(|c| c.target == name && c.variant == variant && c.status == Status::Ok)
@@ -414,10 +429,10 @@ fn leader_sentence(figs: &[Fig<'_>]) -> Option<String> {
     let first = figs.first()?;
     Some(match figs.get(1) {
         Some(second) if second.rps > 0.0 => format!(
-            "{} led with {} req/s, {:.2}× the next, {} ({})",
+            "{} led with {} req/s, {} the next, {} ({})",
             first.name,
             thousands(first.rps),
-            first.rps / second.rps,
+            ratio(first.rps / second.rps),
             second.name,
             thousands(second.rps)
         ),
@@ -429,33 +444,34 @@ fn leader_sentence(figs: &[Fig<'_>]) -> Option<String> {
 fn baseline_sentence(cells: &[&Cell], variants: &[&str]) -> Option<String> {
     let mut best: Option<(f64, &str, &str)> = None;
     for v in variants {
-        let Some(base) = crate::markdown::baseline_rps(cells, v) else {
+        let Some(base) = crate::compare::markdown::baseline_rps(cells, v) else {
             continue;
         };
         if let Some(f) = ranked(cells, v).first() {
-            let ratio = f.rps / base;
+            let times = f.rps / base;
             let better = match best {
-                Some((b, _, _)) => ratio > b,
+                Some((b, _, _)) => times > b,
                 None => true,
             };
             if better {
-                best = Some((ratio, f.name, v));
+                best = Some((times, f.name, v));
             }
         }
     }
-    let (ratio, name, v) = best?;
+    let (times, name, v) = best?;
     let at = match v.strip_prefix("c=") {
         Some(_) if variants.len() > 1 => format!(" at {}", connections(v)),
         _ if variants.len() > 1 => format!(" ({v})"),
         _ => String::new(),
     };
-    let verdict = if ratio >= 1.0 {
+    let verdict = if times >= 1.0 {
         "the best was"
     } else {
         "the closest was"
     };
     Some(format!(
-        "Against nginx, {verdict} {name}, at {ratio:.2}× its throughput{at}."
+        "Against nginx, {verdict} {name}, at {} its throughput{at}.",
+        ratio(times)
     ))
 }
 
@@ -470,12 +486,12 @@ fn connections(variant: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::Headline;
+    use crate::compare::results::Headline;
 
     fn cell(target: &str, variant: &str, rps: f64, p99_us: u64) -> Cell {
         Cell {
             target: target.to_string(),
-            scenario: "plaintext".to_string(),
+            scenario: Scenario::Plaintext,
             variant: variant.to_string(),
             connections: variant.trim_start_matches("c=").parse().unwrap_or(1),
             status: Status::Ok,
@@ -510,7 +526,7 @@ mod tests {
             cell("pool", "c=64", 150_000.0, 2_000),
         ];
         let refs: Vec<&Cell> = cells.iter().collect();
-        let text = reading("plaintext", &refs).join(" ");
+        let text = reading(Scenario::Plaintext, &refs).join(" ");
         assert!(
             text.contains("At 1 connection, pool led with 9,000 req/s, 1.12× the next, thread"),
             "{text}"
@@ -539,7 +555,7 @@ mod tests {
             cell("thread", "c=1024", 50_000.0, 9_000),
         ];
         let refs: Vec<&Cell> = cells.iter().collect();
-        let text = reading("plaintext", &refs).join(" ");
+        let text = reading(Scenario::Plaintext, &refs).join(" ");
         assert!(
             text.contains("At 1024 connections throughput fell for thread (50% below its best, at 64 connections)"),
             "{text}"

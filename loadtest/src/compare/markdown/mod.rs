@@ -1,12 +1,16 @@
 //! `report.md`: how the run was set up, then per scenario what it loads and shows, a table and
-//! its reading in plain words ([`reading`](crate::reading)), the charts; then the check of the
+//! its reading in plain words ([`reading`](crate::compare::reading)), the charts; then the check of the
 //! client's counts against the server's own, and the failures with their reasons.
 
-use crate::charts::ChartSet;
-use crate::report::format_us;
-use crate::results::{Cell, IdleFigures, Results, Status};
+mod table;
+
+use crate::compare::charts::ChartSet;
+use crate::compare::results::{Cell, Results, Status};
+use crate::format::{format_us, gib, seconds, thousands};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+pub use table::baseline_rps;
+use table::{table, target_order};
 
 /// The name of the baseline target.
 pub const BASELINE: &str = "nginx";
@@ -41,8 +45,8 @@ pub fn render(r: &Results, charts: &ChartSet) -> String {
             out += "Not run.\n\n";
             continue;
         }
-        out += &table(&info.name, &cells, r);
-        let reading = crate::reading::reading(&info.name, &cells);
+        out += &table(info.name, &cells, r);
+        let reading = crate::compare::reading::reading(info.name, &cells);
         if !reading.is_empty() {
             let _ = writeln!(out, "**Reading.** {}\n", reading.join(" "));
         }
@@ -85,11 +89,11 @@ fn preamble(r: &Results) -> String {
     );
     let _ = writeln!(
         out,
-        "Machine: {}, {} CPUs online, {}, {:.1} GiB memory.  ",
+        "Machine: {}, {} CPUs online, {}, {} memory.  ",
         m.cpu_model,
         m.cpus_online,
         m.kernel,
-        m.memory_kb as f64 / 1024.0 / 1024.0
+        gib(m.memory_kb)
     );
     let mut versions = vec![format!("loadtest {}", r.versions.loadtest)];
     versions.extend(r.versions.zoo.clone());
@@ -172,260 +176,6 @@ fn preamble(r: &Results) -> String {
             client's count of answers with the server's own `zoo_requests_total` plus \
             `zoo_shed_total` (✓ agree, ✗ differ, — not read).\n\n";
     out
-}
-
-/// Extra columns a scenario adds to the common ones.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Extra {
-    None,
-    Ideal,
-    Cpu,
-    Idle,
-    Slow,
-}
-
-fn extra_for(scenario: &str) -> Extra {
-    match scenario {
-        "io-wait" | "blocking-call" => Extra::Ideal,
-        "cpu-mix" => Extra::Cpu,
-        "c10k" => Extra::Idle,
-        "slowloris" => Extra::Slow,
-        _ => Extra::None,
-    }
-}
-
-fn table(scenario: &str, cells: &[&Cell], r: &Results) -> String {
-    let extra = extra_for(scenario);
-    let sweep = cells.iter().any(|c| c.variant.starts_with("c="))
-        && cells
-            .iter()
-            .map(|c| c.variant.as_str())
-            .collect::<std::collections::BTreeSet<_>>()
-            .len()
-            > 1;
-    let variants = cells
-        .iter()
-        .map(|c| c.variant.as_str())
-        .collect::<std::collections::BTreeSet<_>>()
-        .len()
-        > 1;
-    // slowloris' normal client sends at a fixed rate: its throughput is no comparison.
-    let has_baseline = extra != Extra::Slow && cells.iter().any(|c| c.target == BASELINE);
-    let mut head = vec!["model"];
-    if sweep {
-        head.push("conns");
-    } else if variants {
-        head.push("variant");
-    }
-    if extra == Extra::Slow {
-        head.push("success");
-    }
-    head.extend(["req/s", "p50", "p99", "p99.9", "errors"]);
-    match extra {
-        Extra::Ideal => head.push("% of ideal"),
-        Extra::Cpu => head.extend(["cpu req/s", "cpu p99"]),
-        Extra::Idle => head.extend(["idle held", "memory/idle conn"]),
-        Extra::Slow => head.push("slow conns at end"),
-        Extra::None => {}
-    }
-    head.extend(["CPU µs/req", "RSS"]);
-    if has_baseline {
-        head.push("× nginx");
-    }
-    head.push("/metrics");
-
-    let mut rows = cells.to_vec();
-    // Sweeps read by connections first, so the models at one load sit together.
-    if sweep {
-        rows.sort_by_key(|c| (c.connections, target_order(r, &c.target)));
-    } else {
-        rows.sort_by_key(|c| (target_order(r, &c.target), variant_order(cells, &c.variant)));
-    }
-    let mut out = String::new();
-    let _ = writeln!(out, "| {} |", head.join(" | "));
-    let aligns: Vec<&str> = head
-        .iter()
-        .map(|h| {
-            if matches!(*h, "model" | "variant") {
-                "---"
-            } else {
-                "---:"
-            }
-        })
-        .collect();
-    let _ = writeln!(out, "|{}|", aligns.join("|"));
-    let mut notes: Vec<String> = Vec::new();
-    for c in rows {
-        let mut row: Vec<String> = vec![if c.target == BASELINE {
-            format!("{} (baseline)", c.target)
-        } else {
-            c.target.clone()
-        }];
-        if sweep {
-            row.push(c.connections.to_string());
-        } else if variants {
-            row.push(c.variant.clone());
-        }
-        let mark = match (&c.reason, c.status) {
-            (Some(reason), status) => {
-                notes.push(format!(
-                    "{} {}: {}{reason}",
-                    c.target,
-                    c.variant,
-                    match status {
-                        Status::Failed => "**failed**: ",
-                        Status::Skipped => "skipped: ",
-                        Status::Ok => "",
-                    }
-                ));
-                format!(" [{}]", notes.len())
-            }
-            (None, _) => String::new(),
-        };
-        let h = c.headline.as_ref();
-        if extra == Extra::Slow {
-            row.push(h.map_or("—".into(), |h| percent(h.success_rate)));
-        }
-        match h {
-            Some(h) => {
-                row.push(format!("{}{}", thousands(h.requests_per_s), failed_tag(c)));
-                // With no response there is no latency to show, only the errors.
-                let lat = |us: u64| {
-                    if h.requests > 0 {
-                        format_us(us)
-                    } else {
-                        "—".into()
-                    }
-                };
-                row.push(lat(h.p50_us));
-                row.push(lat(h.p99_us));
-                row.push(lat(h.p99_9_us));
-                row.push(format!(
-                    "{}{mark}",
-                    thousands((h.errors + h.non_2xx) as f64)
-                ));
-            }
-            None => {
-                row.push(match c.status {
-                    Status::Skipped => "skipped".to_string(),
-                    _ => "**failed**".to_string(),
-                });
-                row.extend(["—", "—", "—"].map(String::from));
-                row.push(format!("—{mark}"));
-            }
-        }
-        match extra {
-            Extra::Ideal => row.push(match (h, c.ideal_rps) {
-                (Some(h), Some(ideal)) if ideal > 0.0 => percent(h.requests_per_s / ideal),
-                _ => "—".into(),
-            }),
-            Extra::Cpu => {
-                let cpu = c.loads.iter().find(|l| l.role == "cpu");
-                row.push(cpu.map_or("—".into(), |l| thousands(l.report.requests_per_s)));
-                row.push(cpu.map_or("—".into(), |l| {
-                    format_us(l.report.latency.percentiles.p99)
-                }));
-            }
-            Extra::Idle => {
-                let idle = c.idle.as_ref();
-                row.push(idle.map_or("—".into(), |i| {
-                    format!(
-                        "{}/{}",
-                        thousands(i.still_open_after as f64),
-                        thousands(i.open.wanted as f64)
-                    )
-                }));
-                row.push(
-                    idle.and_then(IdleFigures::per_connection)
-                        .map_or("—".into(), |(b, what)| {
-                            format!("{:.1} KiB {what}", b / 1024.0)
-                        }),
-                );
-            }
-            Extra::Slow => row.push(c.slow.as_ref().map_or("—".into(), |s| {
-                format!("{}/{}", s.connected_at_end, s.clients)
-            })),
-            Extra::None => {}
-        }
-        let server = c.server.as_ref();
-        row.push(server.map_or("—".into(), cpu_cell));
-        row.push(server.map_or("—".into(), |s| mib(s.usage.rss_peak_kb)));
-        if has_baseline {
-            row.push(match (h, baseline_rps(cells, &c.variant)) {
-                (Some(h), Some(base)) if base > 0.0 && c.status == Status::Ok => {
-                    format!("{:.2}×", h.requests_per_s / base)
-                }
-                _ => "—".into(),
-            });
-        }
-        row.push(match c.metrics.as_ref().and_then(|m| m.agrees) {
-            Some(true) => "✓".into(),
-            Some(false) => format!(
-                "✗ {}",
-                c.metrics
-                    .as_ref()
-                    .and_then(server_answered)
-                    .map_or("?".to_string(), |n| thousands(n as f64))
-            ),
-            None => "—".into(),
-        });
-        let _ = writeln!(out, "| {} |", row.join(" | "));
-    }
-    out += "\n";
-    for (i, note) in notes.iter().enumerate() {
-        let _ = writeln!(out, "[{}] {}  ", i + 1, note.replace('|', "\\|"));
-    }
-    if !notes.is_empty() {
-        out += "\n";
-    }
-    out
-}
-
-/// Ticks below which a CPU time is marked as rough.
-const ROUGH_TICKS: f64 = 20.0;
-
-/// CPU µs per request, marked `~` when it rests on a few of the kernel's 10 ms ticks.
-fn cpu_cell(s: &crate::results::ServerFigures) -> String {
-    let Some(v) = s.cpu_us_per_request else {
-        return "—".into();
-    };
-    let rough = s.usage.cpu_tick_s > 0.0 && s.usage.cpu_s < ROUGH_TICKS * s.usage.cpu_tick_s;
-    if rough {
-        format!("~{v:.0}")
-    } else {
-        format!("{v:.1}")
-    }
-}
-
-fn failed_tag(c: &Cell) -> &'static str {
-    if c.status == Status::Failed {
-        " (failed)"
-    } else {
-        ""
-    }
-}
-
-fn target_order(r: &Results, name: &str) -> usize {
-    r.targets
-        .iter()
-        .position(|t| t.name == name)
-        .unwrap_or(usize::MAX)
-}
-
-fn variant_order(cells: &[&Cell], variant: &str) -> usize {
-    cells
-        .iter()
-        .position(|c| c.variant == variant)
-        .unwrap_or(usize::MAX)
-}
-
-/// nginx's throughput in `variant`, when it measured.
-pub fn baseline_rps(cells: &[&Cell], variant: &str) -> Option<f64> {
-    cells
-        .iter()
-        .find(|c| c.target == BASELINE && c.variant == variant && c.status == Status::Ok)
-        .and_then(|c| c.headline.as_ref())
-        .map(|h| h.requests_per_s)
 }
 
 /// Every round's req/s of each cell, when there were several rounds: how much the machine moved.
@@ -533,7 +283,7 @@ fn counts_section(r: &Results) -> String {
 }
 
 /// What the server says it answered: requests through the service and connections shed.
-fn server_answered(m: &crate::results::MetricsCheck) -> Option<u64> {
+pub fn server_answered(m: &crate::compare::results::MetricsCheck) -> Option<u64> {
     Some(m.server_requests? + m.server_shed.unwrap_or(0))
 }
 
@@ -627,50 +377,6 @@ fn shorten(s: &str, max: usize) -> String {
     }
 }
 
-/// `12,345` (no decimals).
-pub fn thousands(v: f64) -> String {
-    let n = v.round().max(0.0) as u64;
-    let digits = n.to_string();
-    let mut out = String::new();
-    // Digits left before the next comma: the head group may be shorter than three.
-    let mut until_comma = match digits.len() % 3 {
-        0 => 3,
-        head => head,
-    };
-    for ch in digits.chars() {
-        if until_comma == 0 {
-            out.push(',');
-            until_comma = 3;
-        }
-        out.push(ch);
-        until_comma -= 1;
-    }
-    out
-}
-
-/// `100%`, `45.7%`, `1.20%`.
-pub fn percent(v: f64) -> String {
-    if v >= 0.995 || v == 0.0 {
-        format!("{:.0}%", v * 100.0)
-    } else if v >= 0.1 {
-        format!("{:.1}%", v * 100.0)
-    } else {
-        format!("{:.2}%", v * 100.0)
-    }
-}
-
-fn mib(kb: u64) -> String {
-    format!("{:.1} MiB", kb as f64 / 1024.0)
-}
-
-fn seconds(s: f64) -> String {
-    if s >= 1.0 {
-        format!("{} s", (s * 100.0).round() / 100.0)
-    } else {
-        format!("{:.0} ms", s * 1000.0)
-    }
-}
-
 fn cpu_list(cpus: &[usize]) -> String {
     let items: Vec<String> = cpus.iter().map(usize::to_string).collect();
     items.join(",")
@@ -700,15 +406,6 @@ mod tests {
 
     #[test]
     fn numbers_read_well() {
-        assert_eq!(thousands(0.0), "0");
-        assert_eq!(thousands(999.4), "999");
-        assert_eq!(thousands(1234.0), "1,234");
-        assert_eq!(thousands(1_234_567.0), "1,234,567");
-        assert_eq!(percent(1.0), "100%");
-        assert_eq!(percent(0.4567), "45.7%");
-        assert_eq!(percent(0.012), "1.20%");
-        assert_eq!(seconds(0.25), "250 ms");
-        assert_eq!(seconds(5.0), "5 s");
         assert_eq!(capitalise("inline"), "Inline");
         assert_eq!(shorten("abcdef", 3), "abc…");
     }
