@@ -751,7 +751,7 @@ fn err<E: std::fmt::Display>(e: E) -> String {
 }
 
 /// `950`, `12k`, `1.5M`.
-fn short_number(v: f64) -> String {
+pub(crate) fn short_number(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.1}M", v / 1e6)
     } else if v >= 1e4 {
@@ -764,7 +764,7 @@ fn short_number(v: f64) -> String {
 }
 
 /// A latency axis label from milliseconds: `50us`, `1ms`, `2.5s`.
-fn format_ms(ms: f64) -> String {
+pub(crate) fn format_ms(ms: f64) -> String {
     if ms < 1.0 {
         format!("{:.0}us", ms * 1000.0)
     } else if ms < 1000.0 {
@@ -776,7 +776,7 @@ fn format_ms(ms: f64) -> String {
     }
 }
 
-fn file_part(s: &str) -> String {
+pub(crate) fn file_part(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {

@@ -284,7 +284,7 @@ pub fn report_again(dir: &Path) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// Writes report.md and the charts; a chart that cannot be drawn is said in the report.
+/// Writes report.md, report.html and the charts; a chart that cannot be drawn is said in the report.
 fn render(dir: &Path, results: &Results) -> Result<(), Box<dyn Error>> {
     let charts = charts::render_all(dir, results);
     for problem in &charts.problems {
@@ -293,6 +293,7 @@ fn render(dir: &Path, results: &Results) -> Result<(), Box<dyn Error>> {
     let text = markdown::render(results, &charts);
     let path = dir.join("report.md");
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::html::write(dir, results)?;
     Ok(())
 }
 

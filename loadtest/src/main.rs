@@ -23,12 +23,14 @@
 //! - [`markdown`]: `report.md`: the setup, a table per scenario, the checks and failures.
 //! - [`reading`]: the plain-words reading of each table, computed from its figures.
 //! - [`charts`]: SVG and PNG charts with plotters.
+//! - [`html`]: `report.html`: the report to explore in a browser, charts as inline SVG.
 
 mod charts;
 mod cli;
 mod compare;
 mod engine;
 mod hlog;
+mod html;
 mod idle;
 mod launch;
 mod markdown;
