@@ -322,11 +322,18 @@ fn column(b: &mut Browser, table: &str, col: usize) -> Vec<(bool, Option<f64>)> 
 fn check_sorted(rows: &[(bool, Option<f64>)], ascending: bool) {
     let pinned = rows.iter().take_while(|r| r.0).count();
     assert!(pinned > 0, "no baseline row on top: {rows:?}");
-    assert!(rows[pinned..].iter().all(|r| !r.0), "baseline not pinned: {rows:?}");
+    assert!(
+        rows[pinned..].iter().all(|r| !r.0),
+        "baseline not pinned: {rows:?}"
+    );
     let values: Vec<f64> = rows[pinned..].iter().map_while(|r| r.1).collect();
     assert!(values.len() > 1, "nothing to sort: {rows:?}");
     for pair in values.windows(2) {
-        let ordered = if ascending { pair[0] <= pair[1] } else { pair[0] >= pair[1] };
+        let ordered = if ascending {
+            pair[0] <= pair[1]
+        } else {
+            pair[0] >= pair[1]
+        };
         assert!(ordered, "not sorted (ascending {ascending}): {rows:?}");
     }
 }
@@ -343,7 +350,10 @@ fn report_html_in_a_browser() {
         }
     };
     let zoo = zoo();
-    let keep = profile_dir().parent().expect("target dir").join("html-report-test");
+    let keep = profile_dir()
+        .parent()
+        .expect("target dir")
+        .join("html-report-test");
     let _ = std::fs::remove_dir_all(&keep);
     std::fs::create_dir_all(&keep).expect("create the output dir");
     let out = keep.join("run");
@@ -352,8 +362,20 @@ fn report_html_in_a_browser() {
     let status = Command::new(env!("CARGO_BIN_EXE_loadtest"))
         .args(["compare", "--quick", "--baseline", "nginx", "--zoo"])
         .arg(&zoo)
-        .args(["--models", &MODELS.join(","), "--scenarios", &SCENARIOS.join(",")])
-        .args(["--concurrency", "1,64", "--duration", "500ms", "--warmup", "200ms"])
+        .args([
+            "--models",
+            &MODELS.join(","),
+            "--scenarios",
+            &SCENARIOS.join(","),
+        ])
+        .args([
+            "--concurrency",
+            "1,64",
+            "--duration",
+            "500ms",
+            "--warmup",
+            "200ms",
+        ])
         .arg("--out")
         .arg(&out)
         .stdin(Stdio::null())
@@ -373,7 +395,10 @@ fn report_html_in_a_browser() {
     let page = out.join("report.html");
     let html = std::fs::read_to_string(&page).expect("compare wrote report.html");
     for outside in ["<link", "<img", "src=", "url(", "@import", "https:"] {
-        assert!(!html.contains(outside), "report.html refers outside itself: {outside}");
+        assert!(
+            !html.contains(outside),
+            "report.html refers outside itself: {outside}"
+        );
     }
 
     // Charts as report.md has them: plaintext's throughput and latency at 64, upload's two.
@@ -385,7 +410,10 @@ fn report_html_in_a_browser() {
     ];
     let profile = tempdir(&keep, "profile");
     let mut b = Browser::start(&chromium, &profile);
-    let url = format!("file://{}", page.canonicalize().expect("absolute").display());
+    let url = format!(
+        "file://{}",
+        page.canonicalize().expect("absolute").display()
+    );
     b.open(&url);
     let ids = b.eval("Array.from(document.querySelectorAll('svg.chart')).map(s => s.id)");
     assert_eq!(ids, json!(expected_charts), "charts in the DOM");
@@ -400,14 +428,22 @@ fn report_html_in_a_browser() {
         "Array.from(document.querySelectorAll('#chart-plaintext-throughput .legend-entry'))\
          .map(e => e.dataset.series)",
     );
-    assert_eq!(legend, json!(["nginx", "thread", "epoll"]), "legend of the sweep");
+    assert_eq!(
+        legend,
+        json!(["nginx", "thread", "epoll"]),
+        "legend of the sweep"
+    );
 
     // A legend click hides the series on every chart; another, on another chart, shows it.
     let charts = expected_charts.len() as u64;
     assert_eq!(shown(&mut b, "thread"), charts);
     let epoll = shown(&mut b, "epoll");
     b.click("document.querySelector('#chart-plaintext-throughput .legend-entry[data-series=\"thread\"]')");
-    assert_eq!(shown(&mut b, "thread"), 0, "thread still drawn after its legend click");
+    assert_eq!(
+        shown(&mut b, "thread"),
+        0,
+        "thread still drawn after its legend click"
+    );
     assert_eq!(shown(&mut b, "epoll"), epoll, "another series went too");
     let pressed = b.eval(
         "Array.from(document.querySelectorAll('.legend-entry[data-series=\"thread\"]'))\
@@ -415,11 +451,19 @@ fn report_html_in_a_browser() {
     );
     assert_eq!(pressed, json!(vec!["false"; 4]));
     b.click("document.querySelector('#chart-upload-chunked-latency .legend-entry[data-series=\"thread\"]')");
-    assert_eq!(shown(&mut b, "thread"), charts, "a second click shows it again");
+    assert_eq!(
+        shown(&mut b, "thread"),
+        charts,
+        "a second click shows it again"
+    );
 
     // The family button hides every IO model, and only them.
     b.click("document.querySelector('.toolbar button[data-family=\"io\"]')");
-    assert_eq!(shown(&mut b, "epoll"), 0, "IO models' button left epoll drawn");
+    assert_eq!(
+        shown(&mut b, "epoll"),
+        0,
+        "IO models' button left epoll drawn"
+    );
     assert_eq!(shown(&mut b, "thread"), charts);
     b.click("document.querySelector('.toolbar button[data-family=\"io\"]')");
     assert_eq!(shown(&mut b, "epoll"), epoll);
@@ -427,8 +471,13 @@ fn report_html_in_a_browser() {
     // A point's tooltip: its target and value with the unit.
     b.hover("document.querySelector('#chart-plaintext-throughput g.series[data-series=\"epoll\"] .hit')");
     let tip = b.eval("(() => { const t = document.getElementById('tip'); return t.hidden ? null : t.textContent; })()");
-    let tip = tip.as_str().unwrap_or_else(|| panic!("no tooltip shown: {tip}"));
-    assert!(tip.starts_with("epoll · ") && tip.ends_with(" req/s"), "tooltip: {tip}");
+    let tip = tip
+        .as_str()
+        .unwrap_or_else(|| panic!("no tooltip shown: {tip}"));
+    assert!(
+        tip.starts_with("epoll · ") && tip.ends_with(" req/s"),
+        "tooltip: {tip}"
+    );
 
     // Sorting by p99, both ways, nginx pinned on top.
     let p99 = b
@@ -444,16 +493,29 @@ fn report_html_in_a_browser() {
     b.screenshot(1280, 2000, false, &keep.join("report.png"));
 
     // A narrow screen: the page does not overflow; the wide tables scroll inside their frame.
-    b.screenshot(420, 900, true, &keep.join("report-narrow.png"));
+    b.screenshot(420, 2400, true, &keep.join("report-narrow.png"));
     let fits = b.eval(
         "[document.documentElement.scrollWidth, window.innerWidth, \
          Array.from(document.querySelectorAll('.table-wrap')).some(w => w.scrollWidth > w.clientWidth)]",
     );
-    assert!(fits[0].as_f64() <= fits[1].as_f64(), "the page overflows a narrow screen: {fits}");
-    assert_eq!(fits[2], json!(true), "no table scrolls on a narrow screen: {fits}");
+    assert!(
+        fits[0].as_f64() <= fits[1].as_f64(),
+        "the page overflows a narrow screen: {fits}"
+    );
+    assert_eq!(
+        fits[2],
+        json!(true),
+        "no table scrolls on a narrow screen: {fits}"
+    );
 
-    // Print: the toolbar goes, the charts stay.
+    // Print: the toolbar goes, the charts stay; the PDF is kept beside the screenshots.
     b.call("Emulation.setEmulatedMedia", json!({"media": "print"}));
+    let pdf = b.call("Page.printToPDF", json!({"printBackground": true}));
+    let pdf = base64::engine::general_purpose::STANDARD
+        .decode(pdf["data"].as_str().expect("pdf data"))
+        .expect("base64 PDF");
+    assert!(pdf.starts_with(b"%PDF"), "not a PDF");
+    std::fs::write(keep.join("report.pdf"), pdf).expect("write report.pdf");
     let print = b.eval(
         "[getComputedStyle(document.querySelector('.toolbar')).display, \
          getComputedStyle(document.querySelector('svg.chart')).display]",
@@ -466,7 +528,10 @@ fn report_html_in_a_browser() {
     // JavaScript off: everything is there, the points keep their titles, the toolbar stays
     // hidden. The DOM is read through DevTools' DOM domain, which needs no page script.
     b.call("Emulation.setEmulatedMedia", json!({"media": ""}));
-    b.call("Emulation.setScriptExecutionDisabled", json!({"value": true}));
+    b.call(
+        "Emulation.setScriptExecutionDisabled",
+        json!({"value": true}),
+    );
     b.open(&url);
     let root = b.call("DOM.getDocument", json!({}));
     let dom = b.call(

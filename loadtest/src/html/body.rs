@@ -108,8 +108,11 @@ fn lone_image(events: &[Event<'_>], start: usize) -> Option<String> {
         return None;
     };
     let image_end = matching_end(events, start + 1);
-    matches!(events.get(image_end + 1), Some(Event::End(TagEnd::Paragraph)))
-        .then(|| dest_url.to_string())
+    matches!(
+        events.get(image_end + 1),
+        Some(Event::End(TagEnd::Paragraph))
+    )
+    .then(|| dest_url.to_string())
 }
 
 /// The text of a run of events, markup dropped.
@@ -218,7 +221,11 @@ impl Writer<'_> {
             .and_then(|i| self.plots.get(i));
         let Some(plot) = plot else {
             // No chart of this page: what the image says, as text.
-            let _ = writeln!(self.out, "<p>{}</p>", inline_html(&block[1..block.len() - 1]));
+            let _ = writeln!(
+                self.out,
+                "<p>{}</p>",
+                inline_html(&block[1..block.len() - 1])
+            );
             return;
         };
         let table = format!("table-{}", slug(&plot.scenario));
@@ -226,7 +233,7 @@ impl Writer<'_> {
             figure.chart-figure {
                 (svg::render(plot, self.styles))
                 figcaption {
-                    (plot.title) " · " a href=(format!("#{table}")) { "to the table" }
+                    a href=(format!("#{table}")) { "to the " (plot.scenario) " table" }
                 }
             }
         };
@@ -383,9 +390,22 @@ mod tests {
         assert!(!body.html.contains("<script>"), "{}", body.html);
         assert!(body.html.contains("&lt;script&gt;"), "{}", body.html);
         assert_eq!(body.title, "zoo <b>x</b>");
-        assert_eq!(body.sections, vec![("sec-plaintext".to_string(), "plaintext".to_string())]);
-        assert!(body.html.contains("<table class=\"data sortable\" id=\"table-plaintext\">"));
-        assert!(body.html.contains("<tr class=\"baseline\"><td>nginx (baseline)</td><td data-v=\"1000\">"));
-        assert!(body.html.contains("<tr class=\"failed\"><td>pool</td><td class=\"bad\"><strong>failed</strong></td>"), "{}", body.html);
+        assert_eq!(
+            body.sections,
+            vec![("sec-plaintext".to_string(), "plaintext".to_string())]
+        );
+        assert!(body
+            .html
+            .contains("<table class=\"data sortable\" id=\"table-plaintext\">"));
+        assert!(body
+            .html
+            .contains("<tr class=\"baseline\"><td>nginx (baseline)</td><td data-v=\"1000\">"));
+        assert!(
+            body.html.contains(
+                "<tr class=\"failed\"><td>pool</td><td class=\"bad\"><strong>failed</strong></td>"
+            ),
+            "{}",
+            body.html
+        );
     }
 }

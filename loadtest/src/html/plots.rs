@@ -142,7 +142,14 @@ pub fn plots(r: &Results) -> Vec<Plot> {
             } else {
                 format!("{}-latency", info.name)
             };
-            if let Some(p) = latency(r, &info.name, &cells, v, id, format!("{what}: latency by percentile")) {
+            if let Some(p) = latency(
+                r,
+                &info.name,
+                &cells,
+                v,
+                id,
+                format!("{what}: latency by percentile"),
+            ) {
                 out.push(p);
             }
         }
@@ -239,7 +246,12 @@ fn latency(
                 Point {
                     x: -(1.0 - p.quantile).log10(),
                     y: us as f64 / 1000.0,
-                    tip: format!("{} · p{} · {}", c.target, quantile_words(p.quantile), format_us(us)),
+                    tip: format!(
+                        "{} · p{} · {}",
+                        c.target,
+                        quantile_words(p.quantile),
+                        format_us(us)
+                    ),
                     marked: false,
                 }
             })
@@ -247,9 +259,11 @@ fn latency(
             .collect();
         // A marker at the point nearest each whole nine, so a curve is known by its marker.
         for nine in 0..=5 {
-            let nearest = points
-                .iter_mut()
-                .min_by(|a, b| (a.x - nine as f64).abs().total_cmp(&(b.x - nine as f64).abs()));
+            let nearest = points.iter_mut().min_by(|a, b| {
+                (a.x - nine as f64)
+                    .abs()
+                    .total_cmp(&(b.x - nine as f64).abs())
+            });
             if let Some(p) = nearest.filter(|p| (p.x - nine as f64).abs() < 0.5) {
                 p.marked = true;
             }

@@ -239,9 +239,18 @@ mod tests {
             Family::of(&target("sigio", "model", Some("sigio"))),
             Family::Io
         );
-        assert_eq!(Family::of(&target("py-gevent", "model", None)), Family::Python);
-        assert_eq!(Family::of(&target("nginx", "baseline", None)), Family::Baseline);
-        assert_eq!(Family::of(&target("mystery", "target", None)), Family::Other);
+        assert_eq!(
+            Family::of(&target("py-gevent", "model", None)),
+            Family::Python
+        );
+        assert_eq!(
+            Family::of(&target("nginx", "baseline", None)),
+            Family::Baseline
+        );
+        assert_eq!(
+            Family::of(&target("mystery", "target", None)),
+            Family::Other
+        );
     }
 
     #[test]
