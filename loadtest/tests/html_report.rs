@@ -25,9 +25,9 @@ use tungstenite::{Message, WebSocket};
 
 /// The models of the run: one thread per connection and one event loop.
 const MODELS: [&str; 2] = ["thread", "epoll"];
-/// A sweep (throughput and latency charts, rows per connection count) and a scenario of
-/// variants without the baseline.
-const SCENARIOS: [&str; 2] = ["plaintext", "upload"];
+/// A sweep (throughput and latency charts, rows per connection count), c10k (a bar chart), and
+/// a scenario of variants without the baseline.
+const SCENARIOS: [&str; 3] = ["plaintext", "c10k", "upload"];
 
 /// The target directory of this build (`target/debug` for `target/debug/deps/html_report-...`).
 fn profile_dir() -> PathBuf {
@@ -375,6 +375,8 @@ fn report_html_in_a_browser() {
             "500ms",
             "--warmup",
             "200ms",
+            "--idle",
+            "500",
         ])
         .arg("--out")
         .arg(&out)
@@ -401,10 +403,13 @@ fn report_html_in_a_browser() {
         );
     }
 
-    // Charts as report.md has them: plaintext's throughput and latency at 64, upload's two.
+    // Charts as report.md has them: plaintext's throughput and latency at 64, c10k's latency
+    // and memory, upload's two.
     let expected_charts = [
         "chart-plaintext-throughput",
         "chart-plaintext-latency",
+        "chart-c10k-latency",
+        "chart-c10k-memory-per-connection",
         "chart-upload-content-length-latency",
         "chart-upload-chunked-latency",
     ];
@@ -434,6 +439,25 @@ fn report_html_in_a_browser() {
         "legend of the sweep"
     );
 
+    // The bars are painted, in their target's colour.
+    let bars = b.eval(
+        "Array.from(document.querySelectorAll('#chart-c10k-memory-per-connection rect.bar'))\
+         .map(r => [getComputedStyle(r).fill, r.getBBox().height])",
+    );
+    let bars = bars.as_array().expect("bars");
+    assert!(!bars.is_empty(), "no bars in the c10k memory chart");
+    for bar in bars {
+        let fill = bar[0].as_str().unwrap_or_default();
+        assert!(
+            fill.starts_with("rgb(") && fill != "rgb(255, 255, 255)",
+            "a bar is not painted: {bars:?}"
+        );
+    }
+    assert!(
+        bars.iter().any(|bar| bar[1].as_f64() > Some(0.0)),
+        "every bar is flat: {bars:?}"
+    );
+
     // A legend click hides the series on every chart; another, on another chart, shows it.
     let charts = expected_charts.len() as u64;
     assert_eq!(shown(&mut b, "thread"), charts);
@@ -449,7 +473,7 @@ fn report_html_in_a_browser() {
         "Array.from(document.querySelectorAll('.legend-entry[data-series=\"thread\"]'))\
          .map(e => e.getAttribute('aria-pressed'))",
     );
-    assert_eq!(pressed, json!(vec!["false"; 4]));
+    assert_eq!(pressed, json!(vec!["false"; expected_charts.len()]));
     b.click("document.querySelector('#chart-upload-chunked-latency .legend-entry[data-series=\"thread\"]')");
     assert_eq!(
         shown(&mut b, "thread"),

@@ -17,7 +17,7 @@
     });
     all(".toolbar button[data-family]").forEach(function (button) {
       var members = familyMembers(button.dataset.family);
-      var shown = members.some(function (name) { return !hidden.has(name); });
+      var shown = members.length === 0 || members.some(function (name) { return !hidden.has(name); });
       button.setAttribute("aria-pressed", String(shown));
     });
   }
@@ -78,7 +78,7 @@
 
   // Tooltips: each point's <title> becomes its data-tip, shown beside the pointer.
   var tip = document.getElementById("tip");
-  all("svg.chart .hit").forEach(function (el) {
+  all("svg.chart .hit, svg.chart .bar").forEach(function (el) {
     var title = el.querySelector("title");
     if (title) {
       el.dataset.tip = title.textContent;

@@ -75,9 +75,15 @@ pub fn render(p: &Plot, styles: &Styles) -> Markup {
                     title { "show or hide " (s.target) " on every chart" }
                     rect.legend-hit x=(n(LEGEND_X - 4.0)) y=(n(y - 10.0)) width="224"
                         height=(n(LEGEND_ROW - 2.0)) {}
-                    line x1=(n(LEGEND_X)) x2=(n(LEGEND_X + 34.0)) y1=(n(y)) y2=(n(y))
-                        stroke=(style.colour) stroke-width="2.5" stroke-dasharray=(style.dash) {}
-                    (marker(LEGEND_X + 17.0, y, &style))
+                    @if p.shape == Shape::Bars {
+                        rect x=(n(LEGEND_X + 9.0)) y=(n(y - 7.0)) width="16" height="14"
+                            fill=(style.colour) {}
+                    } @else {
+                        line x1=(n(LEGEND_X)) x2=(n(LEGEND_X + 34.0)) y1=(n(y)) y2=(n(y))
+                            stroke=(style.colour) stroke-width="2.5"
+                            stroke-dasharray=(style.dash) {}
+                        (marker(LEGEND_X + 17.0, y, &style))
+                    }
                     text.legend-label x=(n(LEGEND_X + 42.0)) y=(n(y + 4.5)) {
                         (s.target)
                         @if style.family == Family::Baseline { " (baseline)" }
@@ -132,7 +138,7 @@ fn bars(frame: &Frame<'_>, points: &[Point], style: &Style) -> Markup {
     html! {
         @for p in points {
             @let top = frame.y(p.y);
-            rect.hit.bar x=(n(frame.x(p.x) - half)) y=(n(top)) width=(n(2.0 * half))
+            rect.bar x=(n(frame.x(p.x) - half)) y=(n(top)) width=(n(2.0 * half))
                 height=(n(frame.bottom - top)) fill=(style.colour) { title { (p.tip) } }
             text.bar-value x=(n(frame.x(p.x))) y=(n(top - 6.0)) text-anchor="middle" {
                 (if p.y >= 10.0 { format!("{:.0}", p.y) } else { format!("{:.1}", p.y) })
