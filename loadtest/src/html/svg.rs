@@ -210,6 +210,34 @@ fn n(v: f64) -> String {
 mod tests {
     use super::*;
 
+    fn plot(scale: Scale, unit: Unit) -> Plot {
+        Plot {
+            id: "x".into(),
+            scenario: "x".into(),
+            title: "x".into(),
+            x_label: String::new(),
+            y_label: String::new(),
+            x_range: (0.0, 1.0),
+            x_ticks: Vec::new(),
+            scale,
+            unit,
+            shape: Shape::Lines,
+            series: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn axes_step_by_one_two_five() {
+        let linear = y_ticks(&plot(Scale::Linear { max: 91_000.0 }, Unit::Rps));
+        let labels: Vec<String> = linear.into_iter().filter_map(|t| t.1).collect();
+        assert_eq!(labels, ["0", "20k", "40k", "60k", "80k"]);
+        // 0.25 ms to 32 ms: every 1..9 × 10^k drawn, the 1s, 2s and 5s labelled.
+        let log = y_ticks(&plot(Scale::Log { lo: -0.6, hi: 1.5 }, Unit::Ms));
+        let labels: Vec<String> = log.iter().filter_map(|t| t.1.clone()).collect();
+        assert_eq!(labels, ["500us", "1ms", "2ms", "5ms", "10ms", "20ms"]);
+        assert_eq!(log.len(), 7 + 9 + 3);
+    }
+
     #[test]
     fn coordinates_are_short() {
         assert_eq!(n(12.0), "12");
