@@ -28,6 +28,7 @@
 
 pub mod charts;
 pub mod crowds;
+pub mod html;
 pub mod launch;
 pub mod machine;
 pub mod markdown;
@@ -247,9 +248,10 @@ pub fn compare(args: &CompareArgs) -> Result<(), Box<dyn Error>> {
         .filter(|c| c.status == Status::Failed)
         .count();
     eprintln!(
-        "compare: {} cells, {failed} failed; report: {}",
+        "compare: {} cells, {failed} failed; report: {} and {}",
         results.cells.len(),
-        out.join("report.md").display()
+        out.join("report.md").display(),
+        out.join("report.html").display()
     );
     Ok(())
 }
@@ -269,11 +271,16 @@ pub fn report_again(dir: &Path) -> Result<(), Box<dyn Error>> {
         .into());
     }
     render(dir, &results)?;
-    eprintln!("report: {}", dir.join("report.md").display());
+    eprintln!(
+        "report: {} and {}",
+        dir.join("report.md").display(),
+        dir.join("report.html").display()
+    );
     Ok(())
 }
 
-/// Writes report.md and the charts; a chart that cannot be drawn is said in the report.
+/// Writes report.md, report.html and the charts; a chart that cannot be drawn is said in the
+/// report.
 fn render(dir: &Path, results: &Results) -> Result<(), Box<dyn Error>> {
     let charts = charts::render_all(dir, results);
     for problem in &charts.problems {
@@ -282,6 +289,7 @@ fn render(dir: &Path, results: &Results) -> Result<(), Box<dyn Error>> {
     let text = markdown::render(results, &charts);
     let path = dir.join("report.md");
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    html::write(dir, results)?;
     Ok(())
 }
 

@@ -1,0 +1,593 @@
+//! report.html in a real browser: a short `loadtest compare --quick` (two zoo models and the
+//! nginx baseline through plaintext and upload, against the real `zoo` binary), then its
+//! report.html opened in headless Chromium, driven over the DevTools protocol: every chart and
+//! table is in the DOM, a legend click hides that series on every chart and a second shows it
+//! again, a family button hides its models, a column heading sorts with the baseline pinned, a
+//! point's tooltip shows, the page fits a narrow screen, print hides the toolbar, and nothing
+//! went to the console as an error. Reloaded with JavaScript off, the DOM still has the charts
+//! and tables, and the points their titles. Screenshots stay in
+//! `target/html-report-test/` (`report.png`, `report-narrow.png`).
+//!
+//! Chromium is Debian's `chromium` (or `$CHROMIUM`). Under `CI=true` its absence fails the
+//! test; elsewhere the test says it skipped and passes.
+
+mod support;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tungstenite::{Message, WebSocket};
+
+/// The models of the run: one thread per connection and one event loop.
+const MODELS: [&str; 2] = ["thread", "epoll"];
+/// A sweep (throughput and latency charts, rows per connection count), c10k (a bar chart), and
+/// a scenario of variants without the baseline.
+const SCENARIOS: [&str; 3] = ["plaintext", "c10k", "upload"];
+
+/// The target directory of this build (`target/debug` for `target/debug/deps/html_report-...`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let deps = exe.parent().expect("deps dir");
+    deps.parent().expect("profile dir").to_path_buf()
+}
+
+/// zoo of this workspace, built for this profile if `cargo test -p loadtest` has not yet
+/// (`ZOO_BIN` names another).
+fn zoo() -> PathBuf {
+    if let Some(path) = std::env::var_os("ZOO_BIN") {
+        return PathBuf::from(path);
+    }
+    let dir = profile_dir();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", "servers", "--bin", "zoo"]);
+    match dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug") {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    assert!(
+        cmd.status().expect("run cargo build").success(),
+        "cargo build -p servers --bin zoo failed"
+    );
+    dir.join("zoo")
+}
+
+/// Chromium, or why there is none.
+fn chromium() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("CHROMIUM") {
+        return Ok(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        for name in ["chromium", "chromium-browser", "google-chrome"] {
+            if dir.join(name).is_file() {
+                return Ok(dir.join(name));
+            }
+        }
+    }
+    Err("no chromium on PATH (Debian: apt-get install chromium; or set CHROMIUM)".into())
+}
+
+/// Flags of every headless Chromium here (root needs --no-sandbox; a container has no GPU).
+fn headless(bin: &Path, profile: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--no-first-run",
+        "--window-size=1280,2000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    cmd
+}
+
+/// Chromium under the DevTools protocol, over one websocket to the browser, attached to a tab.
+struct Browser {
+    child: Child,
+    ws: WebSocket<TcpStream>,
+    next_id: u64,
+    session: String,
+    /// Events read while waiting for answers.
+    events: Vec<Value>,
+}
+
+impl Browser {
+    fn start(bin: &Path, profile: &Path) -> Browser {
+        let mut child = headless(bin, profile)
+            .args(["--remote-debugging-port=0", "about:blank"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        let url = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => match line.split_once("DevTools listening on ") {
+                    Some((_, url)) => break url.trim().to_string(),
+                    None => seen.push(line),
+                },
+                Err(_) => panic!("chromium printed no DevTools address:\n{}", seen.join("\n")),
+            }
+        };
+        let addr = url
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .expect("host:port")
+            .to_string();
+        let stream = TcpStream::connect(&addr).expect("connect to DevTools");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("read timeout");
+        let (ws, _) = tungstenite::client(url.as_str(), stream).expect("DevTools handshake");
+        let mut b = Browser {
+            child,
+            ws,
+            next_id: 1,
+            session: String::new(),
+            events: Vec::new(),
+        };
+        let target = b.call("Target.createTarget", json!({"url": "about:blank"}));
+        let attached = b.call(
+            "Target.attachToTarget",
+            json!({"targetId": target["targetId"], "flatten": true}),
+        );
+        b.session = attached["sessionId"]
+            .as_str()
+            .expect("sessionId")
+            .to_string();
+        for domain in ["Runtime.enable", "Log.enable", "Page.enable"] {
+            b.call(domain, json!({}));
+        }
+        b
+    }
+
+    /// Sends a command (to the tab once attached) and waits for its answer.
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if !self.session.is_empty() {
+            msg["sessionId"] = json!(self.session);
+        }
+        self.ws
+            .send(Message::text(msg.to_string()))
+            .unwrap_or_else(|e| panic!("{method}: {e}"));
+        loop {
+            let v = self.read();
+            if v["id"] == id {
+                assert!(v.get("error").is_none(), "{method}: {}", v["error"]);
+                return v["result"].clone();
+            }
+            self.events.push(v);
+        }
+    }
+
+    fn read(&mut self) -> Value {
+        loop {
+            match self.ws.read().expect("a DevTools message") {
+                Message::Text(t) => return serde_json::from_str(&t).expect("DevTools JSON"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Waits for event `name` (one already read counts).
+    fn wait_event(&mut self, name: &str) {
+        if let Some(i) = self.events.iter().position(|e| e["method"] == name) {
+            self.events.remove(i);
+            return;
+        }
+        loop {
+            let v = self.read();
+            if v["method"] == name {
+                return;
+            }
+            self.events.push(v);
+        }
+    }
+
+    fn open(&mut self, url: &str) {
+        self.call("Page.navigate", json!({"url": url}));
+        self.wait_event("Page.loadEventFired");
+    }
+
+    /// The value of a JavaScript expression in the page.
+    fn eval(&mut self, expr: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": expr, "returnByValue": true}),
+        );
+        assert!(
+            r.get("exceptionDetails").is_none(),
+            "{expr}: {}",
+            r["exceptionDetails"]
+        );
+        r["result"]["value"].clone()
+    }
+
+    /// The centre of the element `selector_expr` evaluates to, scrolled into view.
+    fn centre_of(&mut self, element_expr: &str) -> (f64, f64) {
+        let at = self.eval(&format!(
+            "(() => {{ const el = {element_expr}; el.scrollIntoView({{block: 'center'}}); \
+             const r = el.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()"
+        ));
+        (at[0].as_f64().expect("x"), at[1].as_f64().expect("y"))
+    }
+
+    /// A real click, through the browser's input pipeline, on an element.
+    fn click(&mut self, element_expr: &str) {
+        let (x, y) = self.centre_of(element_expr);
+        for kind in ["mouseMoved", "mousePressed", "mouseReleased"] {
+            self.call(
+                "Input.dispatchMouseEvent",
+                json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
+            );
+        }
+    }
+
+    fn hover(&mut self, element_expr: &str) {
+        let (x, y) = self.centre_of(element_expr);
+        self.call(
+            "Input.dispatchMouseEvent",
+            json!({"type": "mouseMoved", "x": x, "y": y}),
+        );
+    }
+
+    fn screenshot(&mut self, width: u32, height: u32, mobile: bool, path: &Path) {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
+        );
+        self.eval("window.scrollTo(0, 0)");
+        let shot = self.call("Page.captureScreenshot", json!({"format": "png"}));
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().expect("png data"))
+            .expect("base64 PNG");
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        std::fs::write(path, png).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+
+    /// Errors the page raised or logged: uncaught exceptions, console.error, error log entries.
+    fn errors(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter(|e| {
+                e["method"] == "Runtime.exceptionThrown"
+                    || (e["method"] == "Runtime.consoleAPICalled"
+                        && matches!(e["params"]["type"].as_str(), Some("error" | "assert")))
+                    || (e["method"] == "Log.entryAdded" && e["params"]["entry"]["level"] == "error")
+            })
+            .map(Value::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How many series of `target` are displayed over all charts.
+fn shown(b: &mut Browser, target: &str) -> u64 {
+    b.eval(&format!(
+        "Array.from(document.querySelectorAll('svg.chart g.series')).filter(g => \
+         g.dataset.series === {} && getComputedStyle(g).display !== 'none').length",
+        json!(target)
+    ))
+    .as_u64()
+    .expect("a count")
+}
+
+/// The data-v of column `col` of a table's rows, null where it has none, and whether each row
+/// is a baseline row.
+fn column(b: &mut Browser, table: &str, col: usize) -> Vec<(bool, Option<f64>)> {
+    let rows = b.eval(&format!(
+        "Array.from(document.querySelectorAll('#{table} tbody tr')).map(r => \
+         [r.classList.contains('baseline'), r.cells[{col}].dataset.v === undefined ? null : \
+         Number(r.cells[{col}].dataset.v)])"
+    ));
+    rows.as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| (r[0].as_bool().expect("bool"), r[1].as_f64()))
+        .collect()
+}
+
+/// Baseline rows first, then the values in order (`ascending` or not), rows without last.
+fn check_sorted(rows: &[(bool, Option<f64>)], ascending: bool) {
+    let pinned = rows.iter().take_while(|r| r.0).count();
+    assert!(pinned > 0, "no baseline row on top: {rows:?}");
+    assert!(
+        rows[pinned..].iter().all(|r| !r.0),
+        "baseline not pinned: {rows:?}"
+    );
+    let values: Vec<f64> = rows[pinned..].iter().map_while(|r| r.1).collect();
+    assert!(values.len() > 1, "nothing to sort: {rows:?}");
+    for pair in values.windows(2) {
+        let ordered = if ascending {
+            pair[0] <= pair[1]
+        } else {
+            pair[0] >= pair[1]
+        };
+        assert!(ordered, "not sorted (ascending {ascending}): {rows:?}");
+    }
+}
+
+#[test]
+fn report_html_in_a_browser() {
+    let _one = support::exclusive();
+    let chromium = match chromium() {
+        Ok(path) => path,
+        Err(why) if std::env::var("CI").as_deref() == Ok("true") => panic!("CI: {why}"),
+        Err(why) => {
+            eprintln!("skipped: report.html browser test: {why}");
+            return;
+        }
+    };
+    let zoo = zoo();
+    let keep = profile_dir()
+        .parent()
+        .expect("target dir")
+        .join("html-report-test");
+    let _ = std::fs::remove_dir_all(&keep);
+    std::fs::create_dir_all(&keep).expect("create the output dir");
+    let out = keep.join("run");
+
+    let started = Instant::now();
+    let status = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .args(["compare", "--quick", "--baseline", "nginx", "--zoo"])
+        .arg(&zoo)
+        .args([
+            "--models",
+            &MODELS.join(","),
+            "--scenarios",
+            &SCENARIOS.join(","),
+        ])
+        .args([
+            "--concurrency",
+            "1,64",
+            "--duration",
+            "500ms",
+            "--warmup",
+            "200ms",
+            "--idle",
+            "500",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(keep.join("compare.log")).expect("log file"))
+        .status()
+        .expect("run loadtest compare");
+    let log = std::fs::read_to_string(keep.join("compare.log")).unwrap_or_default();
+    assert!(status.success(), "loadtest compare failed:\n{log}");
+    eprintln!("compare took {:.1?}", started.elapsed());
+
+    let results: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("results.json")).expect("results.json"),
+    )
+    .expect("results.json parses");
+    let cells = results["cells"].as_array().expect("cells");
+    let page = out.join("report.html");
+    let html = std::fs::read_to_string(&page).expect("compare wrote report.html");
+    for outside in ["<link", "<img", "src=", "url(", "@import", "https:"] {
+        assert!(
+            !html.contains(outside),
+            "report.html refers outside itself: {outside}"
+        );
+    }
+
+    // Charts as report.md has them: plaintext's throughput and latency at 64, c10k's latency
+    // and memory, upload's two.
+    let expected_charts = [
+        "chart-plaintext-throughput",
+        "chart-plaintext-latency",
+        "chart-c10k-latency",
+        "chart-c10k-memory-per-connection",
+        "chart-upload-content-length-latency",
+        "chart-upload-chunked-latency",
+    ];
+    let profile = tempdir(&keep, "profile");
+    let mut b = Browser::start(&chromium, &profile);
+    let url = format!(
+        "file://{}",
+        page.canonicalize().expect("absolute").display()
+    );
+    b.open(&url);
+    let ids = b.eval("Array.from(document.querySelectorAll('svg.chart')).map(s => s.id)");
+    assert_eq!(ids, json!(expected_charts), "charts in the DOM");
+    for scenario in SCENARIOS {
+        let rows = b.eval(&format!(
+            "document.querySelectorAll('#table-{scenario} tbody tr').length"
+        ));
+        let want = cells.iter().filter(|c| c["scenario"] == scenario).count();
+        assert_eq!(rows, json!(want), "rows of table-{scenario}");
+    }
+    let legend = b.eval(
+        "Array.from(document.querySelectorAll('#chart-plaintext-throughput .legend-entry'))\
+         .map(e => e.dataset.series)",
+    );
+    assert_eq!(
+        legend,
+        json!(["nginx", "thread", "epoll"]),
+        "legend of the sweep"
+    );
+
+    // The bars are painted, in their target's colour.
+    let bars = b.eval(
+        "Array.from(document.querySelectorAll('#chart-c10k-memory-per-connection rect.bar'))\
+         .map(r => [getComputedStyle(r).fill, r.getBBox().height])",
+    );
+    let bars = bars.as_array().expect("bars");
+    assert!(!bars.is_empty(), "no bars in the c10k memory chart");
+    for bar in bars {
+        let fill = bar[0].as_str().unwrap_or_default();
+        assert!(
+            fill.starts_with("rgb(") && fill != "rgb(255, 255, 255)",
+            "a bar is not painted: {bars:?}"
+        );
+    }
+    assert!(
+        bars.iter().any(|bar| bar[1].as_f64() > Some(0.0)),
+        "every bar is flat: {bars:?}"
+    );
+
+    // A legend click hides the series on every chart; another, on another chart, shows it.
+    let charts = expected_charts.len() as u64;
+    assert_eq!(shown(&mut b, "thread"), charts);
+    let epoll = shown(&mut b, "epoll");
+    b.click("document.querySelector('#chart-plaintext-throughput .legend-entry[data-series=\"thread\"]')");
+    assert_eq!(
+        shown(&mut b, "thread"),
+        0,
+        "thread still drawn after its legend click"
+    );
+    assert_eq!(shown(&mut b, "epoll"), epoll, "another series went too");
+    let pressed = b.eval(
+        "Array.from(document.querySelectorAll('.legend-entry[data-series=\"thread\"]'))\
+         .map(e => e.getAttribute('aria-pressed'))",
+    );
+    assert_eq!(pressed, json!(vec!["false"; expected_charts.len()]));
+    b.click("document.querySelector('#chart-upload-chunked-latency .legend-entry[data-series=\"thread\"]')");
+    assert_eq!(
+        shown(&mut b, "thread"),
+        charts,
+        "a second click shows it again"
+    );
+
+    // The family button hides every IO model, and only them.
+    b.click("document.querySelector('.toolbar button[data-family=\"io\"]')");
+    assert_eq!(
+        shown(&mut b, "epoll"),
+        0,
+        "IO models' button left epoll drawn"
+    );
+    assert_eq!(shown(&mut b, "thread"), charts);
+    b.click("document.querySelector('.toolbar button[data-family=\"io\"]')");
+    assert_eq!(shown(&mut b, "epoll"), epoll);
+
+    // A point's tooltip: its target and value with the unit.
+    b.hover("document.querySelector('#chart-plaintext-throughput g.series[data-series=\"epoll\"] .hit')");
+    let tip = b.eval("(() => { const t = document.getElementById('tip'); return t.hidden ? null : t.textContent; })()");
+    let tip = tip
+        .as_str()
+        .unwrap_or_else(|| panic!("no tooltip shown: {tip}"));
+    assert!(
+        tip.starts_with("epoll · ") && tip.ends_with(" req/s"),
+        "tooltip: {tip}"
+    );
+
+    // Sorting by p99, both ways, nginx pinned on top.
+    let p99 = b
+        .eval("Array.from(document.querySelectorAll('#table-plaintext th')).findIndex(th => th.textContent.trim() === 'p99')")
+        .as_u64()
+        .expect("a p99 column") as usize;
+    let th = format!("document.querySelectorAll('#table-plaintext th')[{p99}]");
+    b.click(&th);
+    check_sorted(&column(&mut b, "table-plaintext", p99), true);
+    b.click(&th);
+    check_sorted(&column(&mut b, "table-plaintext", p99), false);
+
+    b.screenshot(1280, 2000, false, &keep.join("report.png"));
+
+    // A narrow screen: the page does not overflow; the wide tables scroll inside their frame.
+    b.screenshot(420, 2400, true, &keep.join("report-narrow.png"));
+    let fits = b.eval(
+        "[document.documentElement.scrollWidth, window.innerWidth, \
+         Array.from(document.querySelectorAll('.table-wrap')).some(w => w.scrollWidth > w.clientWidth)]",
+    );
+    assert!(
+        fits[0].as_f64() <= fits[1].as_f64(),
+        "the page overflows a narrow screen: {fits}"
+    );
+    assert_eq!(
+        fits[2],
+        json!(true),
+        "no table scrolls on a narrow screen: {fits}"
+    );
+
+    // Print: the toolbar goes, the charts stay; the PDF is kept beside the screenshots.
+    b.call("Emulation.setEmulatedMedia", json!({"media": "print"}));
+    let pdf = b.call("Page.printToPDF", json!({"printBackground": true}));
+    let pdf = base64::engine::general_purpose::STANDARD
+        .decode(pdf["data"].as_str().expect("pdf data"))
+        .expect("base64 PDF");
+    assert!(pdf.starts_with(b"%PDF"), "not a PDF");
+    std::fs::write(keep.join("report.pdf"), pdf).expect("write report.pdf");
+    let print = b.eval(
+        "[getComputedStyle(document.querySelector('.toolbar')).display, \
+         getComputedStyle(document.querySelector('svg.chart')).display]",
+    );
+    assert_eq!(print, json!(["none", "block"]), "print styles");
+
+    let errors = b.errors();
+    assert!(errors.is_empty(), "console errors:\n{}", errors.join("\n"));
+
+    // JavaScript off: everything is there, the points keep their titles, the toolbar stays
+    // hidden. The DOM is read through DevTools' DOM domain, which needs no page script.
+    b.call("Emulation.setEmulatedMedia", json!({"media": ""}));
+    b.call(
+        "Emulation.setScriptExecutionDisabled",
+        json!({"value": true}),
+    );
+    b.open(&url);
+    let root = b.call("DOM.getDocument", json!({}));
+    let dom = b.call(
+        "DOM.getOuterHTML",
+        json!({"nodeId": root["root"]["nodeId"]}),
+    );
+    let dom = dom["outerHTML"].as_str().expect("the DOM");
+    assert_eq!(
+        dom.matches("<svg class=\"chart\"").count(),
+        expected_charts.len(),
+        "charts without JS"
+    );
+    for scenario in SCENARIOS {
+        assert!(
+            dom.contains(&format!("id=\"table-{scenario}\"")),
+            "table-{scenario} without JS"
+        );
+    }
+    assert!(
+        dom.contains("<div class=\"toolbar\" hidden=\"\">"),
+        "toolbar shown without JS"
+    );
+    assert!(
+        dom.contains("<title>epoll · "),
+        "the points lost their titles without JS"
+    );
+}
+
+/// A fresh directory under `dir`.
+fn tempdir(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let _ = std::fs::remove_dir_all(&path);
+    std::fs::create_dir_all(&path).expect("create a dir");
+    path
+}
