@@ -62,7 +62,12 @@ pub fn format_bytes(b: f64) -> String {
 
 /// `5`, `0.25`: at most three decimals, trailing zeros dropped.
 pub fn trim_float(v: f64) -> String {
-    let s = format!("{v:.3}");
+    trim_float_to(v, 3)
+}
+
+/// `v` with `places` decimals, trailing zeros and a trailing point dropped.
+fn trim_float_to(v: f64, places: usize) -> String {
+    let s = format!("{v:.places$}");
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
@@ -145,6 +150,11 @@ pub fn bar_label(v: f64) -> String {
     }
 }
 
+/// `99.9` for 0.999, `50` for 0.5: a quantile as the percentile it names.
+pub fn quantile_words(q: f64) -> String {
+    trim_float_to(q * 100.0, 4)
+}
+
 /// `0.85×`: one figure over another.
 pub fn ratio(v: f64) -> String {
     format!("{v:.2}×")
@@ -164,6 +174,9 @@ mod tests {
         assert_eq!(percent(0.4567), "45.7%");
         assert_eq!(percent(0.012), "1.20%");
         assert_eq!(ratio(0.854), "0.85×");
+        assert_eq!(quantile_words(0.5), "50");
+        assert_eq!(quantile_words(0.999), "99.9");
+        assert_eq!(quantile_words(0.99999), "99.999");
         assert_eq!(whole_ratio(11.6), "12×");
         assert_eq!(whole_percent(0.456), "46%");
         assert_eq!(gib(3 * 1024 * 1024 / 2), "1.5 GiB");

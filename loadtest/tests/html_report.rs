@@ -29,39 +29,6 @@ const MODELS: [&str; 2] = ["thread", "epoll"];
 /// a scenario of variants without the baseline.
 const SCENARIOS: [&str; 3] = ["plaintext", "c10k", "upload"];
 
-/// The target directory of this build (`target/debug` for `target/debug/deps/html_report-...`).
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("deps dir");
-    deps.parent().expect("profile dir").to_path_buf()
-}
-
-/// zoo of this workspace, built for this profile if `cargo test -p loadtest` has not yet
-/// (`ZOO_BIN` names another).
-fn zoo() -> PathBuf {
-    if let Some(path) = std::env::var_os("ZOO_BIN") {
-        return PathBuf::from(path);
-    }
-    let dir = profile_dir();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "servers", "--bin", "zoo"]);
-    match dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug") {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        other => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    assert!(
-        cmd.status().expect("run cargo build").success(),
-        "cargo build -p servers --bin zoo failed"
-    );
-    dir.join("zoo")
-}
-
 /// Chromium, or why there is none.
 fn chromium() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os("CHROMIUM") {
@@ -349,8 +316,8 @@ fn report_html_in_a_browser() {
             return;
         }
     };
-    let zoo = zoo();
-    let keep = profile_dir()
+    let zoo = support::zoo();
+    let keep = support::profile_dir()
         .parent()
         .expect("target dir")
         .join("html-report-test");

@@ -5,8 +5,8 @@
 use crate::compare::file_name as file_part;
 use crate::compare::results::{Cell, Results, Status};
 use crate::compare::scenario::{Crowd, Scenario};
-use crate::format::format_us;
 use crate::format::thousands;
+use crate::format::{format_us, quantile_words};
 
 /// What the y values are, for the axis labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,22 +379,4 @@ fn memory(r: &Results, scenario: Scenario, cells: &[&Cell]) -> Option<Plot> {
             })
             .collect(),
     })
-}
-
-/// `99.9` for 0.999, `50` for 0.5.
-fn quantile_words(q: f64) -> String {
-    let text = format!("{:.4}", q * 100.0);
-    text.trim_end_matches('0').trim_end_matches('.').to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_read_as_percentiles() {
-        assert_eq!(quantile_words(0.5), "50");
-        assert_eq!(quantile_words(0.999), "99.9");
-        assert_eq!(quantile_words(0.99999), "99.999");
-    }
 }
