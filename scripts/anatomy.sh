@@ -8,7 +8,10 @@
 #   scripts/anatomy.sh [TARGET...]    a TARGET is `nginx` or a zoo model with its flags, quoted:
 #   scripts/anatomy.sh nginx epoll 'uring --threads 1' 'tokio --threads 1'
 #
-# STRACE=1 also prints `strace -f -c` (which syscalls) for each zoo target, from a second run.
+# DETAIL=1 also counts the usual syscalls one by one (perf's syscall tracepoints, which cost far
+# less than strace and so do not change the batching they count) and prints those made at least
+# once per hundred requests. STRACE=1 prints `strace -f -c` for each zoo target, from a second
+# run (strace slows the server, so its counts are only a list of names).
 # Needs a release build (`cargo build --release -p servers`), wrk, perf, nginx.
 set -euo pipefail
 
@@ -58,7 +61,14 @@ measure() {
     # nginx's worker and prefork's workers are children forked at start: counted by pid.
     local pids
     pids=$(pgrep -d, -P "$server" || true)
-    perf stat -x, -e raw_syscalls:sys_enter,context-switches,task-clock -p "$server${pids:+,$pids}" \
+    local events=raw_syscalls:sys_enter,context-switches,task-clock
+    if [ "${DETAIL:-0}" = 1 ]; then
+        for call in read write recvfrom sendto writev epoll_wait epoll_pwait epoll_ctl poll ppoll \
+            futex rt_sigtimedwait io_uring_enter timerfd_settime ioctl accept4 fcntl sched_yield; do
+            events="$events,syscalls:sys_enter_$call"
+        done
+    fi
+    perf stat -x, -e "$events" -p "$server${pids:+,$pids}" \
         -o "$work/perf" -- sleep $((SECS + 2)) &
     local perf=$!
     sleep 0.5
@@ -80,6 +90,11 @@ measure() {
     cs=$(awk -F, '/context-switches/ {print $1}' "$work/perf")
     clock=$(awk -F, '/task-clock/ {print $1}' "$work/perf")
     [ "$name" = nginx ] && base=$rps
+    if [ "${DETAIL:-0}" = 1 ]; then
+        awk -F, -v r="$reqs" '/sys_enter_/ && $1 / r >= 0.01 {
+            sub(/.*sys_enter_/, "", $3); line = line sprintf(" %s %.2f", $3, $1 / r) }
+            END { print "   per request:" line }' "$work/perf" >&2
+    fi
     awk -v n="$name" -v r="$reqs" -v rps="$rps" -v b="${base:-0}" -v s="$sys" -v c="$cs" -v t="$clock" \
         'BEGIN { printf "| %s | %.0f | %s | %.2f | %.2f | %.1f |\n", n, rps,
                  (b > 0 ? sprintf("%.2fx", rps / b) : "-"), s / r, c / r, t * 1000 / r }'
