@@ -26,6 +26,11 @@ use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 
+/// The nice value of a connection's process (the parent keeps its own): below the parent's
+/// priority, so that the parent, which only accepts and forks, gets the CPU as soon as a
+/// connection waits, however many children are busy (see the module doc).
+const CHILD_NICE: libc::c_int = 10;
+
 /// Serves until a graceful stop, then stops the children.
 pub fn run(ctx: &Ctx, listener: TcpListener) -> io::Result<()> {
     // Each child's connection is counted in the parent, by a guard kept until the child is reaped:
@@ -40,6 +45,9 @@ pub fn run(ctx: &Ctx, listener: TcpListener) -> io::Result<()> {
                 // SAFETY: the child's inherited copy of the listener: only the parent accepts.
                 // The listener value that owns the number is never dropped in the child.
                 unsafe { libc::close(listen_fd) };
+                // SAFETY: plain FFI on integers; it only lowers this process's priority. A
+                // failure leaves the child at the parent's priority, which only costs latency.
+                unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, CHILD_NICE) };
                 serve(ctx, stream);
                 0
             });

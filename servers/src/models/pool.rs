@@ -71,11 +71,8 @@ struct Entry {
     _guard: ConnGuard,
 }
 
-/// A place in the poller's table: the connection, or the note that a worker has it.
-enum Slot {
-    Here(Entry),
-    Out,
-}
+/// A place in the poller's table: the connection, or `None` while a worker has it.
+type Slot = Option<Entry>;
 
 /// A connection with a request, for a worker, under its key in the poller's table.
 type Job = (usize, Entry);
@@ -118,6 +115,7 @@ pub fn run(ctx: Arc<Ctx>, listener: TcpListener) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     // SAFETY: epoll_create1 and eventfd take flags and return a new descriptor or -1.
     let epfd = unsafe { owned(libc::epoll_create1(libc::EPOLL_CLOEXEC))? };
+    // SAFETY: as above.
     let waker = unsafe { owned(libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))? };
     let level = libc::EPOLLIN as u32;
     ctl(
@@ -304,7 +302,7 @@ impl Poller {
                     queued_deadline: None,
                     _guard: guard,
                 };
-                let key = self.slots.insert(Slot::Here(entry));
+                let key = self.slots.insert(Some(entry));
                 let registered = ctl(&self.epfd, libc::EPOLL_CTL_ADD, fd, CONN_EVENTS, key as u64);
                 if registered.is_err() {
                     self.slots.remove(key);
@@ -327,7 +325,7 @@ impl Poller {
 
     fn entry(&mut self, key: usize) -> Option<&mut Entry> {
         match self.slots.get_mut(key) {
-            Some(Slot::Here(entry)) => Some(entry),
+            Some(Some(entry)) => Some(entry),
             _ => None,
         }
     }
@@ -404,11 +402,7 @@ impl Poller {
     }
 
     fn hand_to_worker(&mut self, key: usize, jobs: &mut Vec<Job>) {
-        let Some(Slot::Here(mut entry)) = self
-            .slots
-            .get_mut(key)
-            .map(|s| std::mem::replace(s, Slot::Out))
-        else {
+        let Some(mut entry) = self.slots.get_mut(key).and_then(Option::take) else {
             return;
         };
         entry.queued_deadline = None;
@@ -434,7 +428,7 @@ impl Poller {
                 continue;
             };
             if let Some(slot) = self.slots.get_mut(key) {
-                *slot = Slot::Here(entry);
+                *slot = Some(entry);
             }
             // During a stop an idle one closes here; one with input waits for it, re-armed.
             self.dispatch(key, &mut jobs);
@@ -447,7 +441,7 @@ impl Poller {
     /// Closes a connection that is here (never one a worker has: its slot stays until it is
     /// handed back). Closing the socket takes it out of the epoll set as well.
     fn close(&mut self, key: usize) {
-        if let Some(Slot::Here(_)) = self.slots.get(key) {
+        if let Some(Some(_)) = self.slots.get(key) {
             self.slots.remove(key);
         }
     }
@@ -466,7 +460,7 @@ impl Poller {
         }
         let slots = &self.slots;
         self.deadlines.retain(|Reverse((at, key))| {
-            matches!(slots.get(*key), Some(Slot::Here(e)) if e.queued_deadline == Some(*at))
+            matches!(slots.get(*key), Some(Some(e)) if e.queued_deadline == Some(*at))
         });
     }
 

@@ -4,15 +4,21 @@
 //! Each descriptor gets `F_SETSIG` (which signal: a real-time one, so instances queue and carry
 //! `si_fd` and `si_band` instead of merging into one bare SIGIO), `F_SETOWN_EX` to the loop's own
 //! thread (so with several loops each hears only its sockets), and `O_ASYNC`. The signals are
-//! blocked in every thread and taken synchronously: [`SigIo::wait`] sleeps in `sigtimedwait` (which
-//! has a timeout, for the timer heap), then takes whatever else is queued in batches through a
-//! `signalfd`, one read for up to 64 reports, because taking them one syscall each is the main
-//! cost of this model.
+//! blocked in every thread and taken synchronously, in batches through a `signalfd`, one read for
+//! up to 64 reports, because taking them one syscall each is the main cost of this model:
+//! [`SigIo::wait`] first reads what is queued already, and only when nothing is sleeps in
+//! `sigtimedwait` (which has a timeout, for the timer heap) and then reads the rest.
 //!
 //! The reports are edge-triggered: a signal per change, none for a state that persists. So the
 //! loop drains every socket until `WouldBlock`, and tries IO after each change of its own (an
 //! answer sent, a connection accepted) instead of waiting for a report. Interest is a filter here,
 //! not a syscall: the kernel signals every change and [`SigIo`] drops those nobody waits for.
+//!
+//! That drain is the one syscall a request costs here beyond the read and the write (three in
+//! all, plus a share of the waits: the README's Performance section has the counts), and it is
+//! inherent: a FIN that half-closes a connection raises the same `POLL_IN` report as data, and
+//! the reports of one socket taken in one batch are merged, so after a short read nothing tells
+//! whether the end of input came with the bytes; only a read to `WouldBlock` finds out.
 //!
 //! The queue is bounded (`RLIMIT_SIGPENDING`, per user). When it overflows the kernel sends plain
 //! SIGIO, which carries no descriptor, and reports have been lost: the loop then treats every
