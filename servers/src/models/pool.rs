@@ -104,8 +104,9 @@ struct Poller {
     back: Receiver<Back>,
     threads: usize,
     draining: Option<Instant>,
-    /// Set when `accept` ran out of descriptors: when to try again (the listener is
-    /// level-triggered, so accepting at once would spin; the clients wait in the backlog).
+    /// Set when `accept` ran out of descriptors: when to try again. The listener is
+    /// edge-triggered, so the connections already waiting in the backlog would otherwise wait
+    /// for the next new one to arrive before anyone looked again.
     accept_retry: Option<Instant>,
     backoff: Backoff,
 }
@@ -117,23 +118,16 @@ pub fn run(ctx: Arc<Ctx>, listener: TcpListener) -> io::Result<()> {
     let epfd = unsafe { owned(libc::epoll_create1(libc::EPOLL_CLOEXEC))? };
     // SAFETY: as above.
     let waker = unsafe { owned(libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))? };
-    let level = libc::EPOLLIN as u32;
-    ctl(
-        &epfd,
-        libc::EPOLL_CTL_ADD,
-        listener.as_raw_fd(),
-        level,
-        LISTENER,
-    )?;
-    ctl(
-        &epfd,
-        libc::EPOLL_CTL_ADD,
-        shutdown::get().fd(),
-        level,
-        STOP,
-    )?;
+    // The listener is edge-triggered and drained to EAGAIN at each report, so that while
+    // accepting is paused for lack of descriptors its pending clients do not wake the poller
+    // over and over; the pause has its own timer.
     let edge = (libc::EPOLLIN | libc::EPOLLET) as u32;
+    let listen_fd = listener.as_raw_fd();
+    ctl(&epfd, libc::EPOLL_CTL_ADD, listen_fd, edge, LISTENER)?;
     ctl(&epfd, libc::EPOLL_CTL_ADD, waker.as_raw_fd(), edge, WAKER)?;
+    let level = libc::EPOLLIN as u32;
+    let stop_fd = shutdown::get().fd();
+    ctl(&epfd, libc::EPOLL_CTL_ADD, stop_fd, level, STOP)?;
     let threads = ctx.opts.threads.unwrap_or_else(|| 4 * num_cpus()).max(1);
     let (back_tx, back_rx) = channel();
     let shared = Arc::new(Shared {
