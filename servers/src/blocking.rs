@@ -1,16 +1,26 @@
 //! The per-connection loop for blocking IO, shared by the models that give a connection a thread
 //! or a process of its own (thread, fork, prefork) and by the pool's workers.
 //!
-//! Each wait is a `poll(2)` on the socket and the shutdown pipe with the connection's own deadline
-//! as timeout: that is how a blocked reader still honours the header and keep-alive timeouts and
-//! hears a graceful stop at once, without a timer thread or a wake-up interval.
+//! Two ways to keep the deadlines of a blocked reader:
+//!
+//! - [`serve`] (fork, prefork, whose processes have one thread): each wait is a `poll(2)` on the
+//!   socket and the shutdown pipe with the connection's own deadline as timeout, so a reader
+//!   honours the header and keep-alive timeouts and hears a graceful stop at once, with no timer
+//!   thread. It costs a syscall per request beside the read and the write.
+//! - [`serve_reaped`] (thread): the read blocks with no timeout, and a [`Registry`] watched by one
+//!   reaper thread ends the reads past their deadline and, on a stop, the idle ones, by shutting
+//!   the socket's input. Publishing a deadline is an atomic store, so a busy keep-alive request
+//!   costs a read and a write; deadlines are kept to a tick ([`reaper_tick`]) late at most.
 
 use crate::server::Ctx;
 use crate::shutdown;
-use common::{Connection, Want};
+use common::{Connection, Limits, Want};
+use slab::Slab;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown as Side, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// What a wait ended with.
@@ -47,6 +57,52 @@ pub fn serve_with(ctx: &Ctx, mut stream: TcpStream, keep: KeepAlive) {
     let _ = stream.set_nodelay(true);
     let mut conn = ctx.connection(Instant::now());
     drive(ctx, &mut stream, &mut conn, keep);
+    let _ = stream.shutdown(Side::Write);
+}
+
+/// [`serve`] with the deadlines and the graceful stop kept by the reaper of `registry` (see the
+/// module doc): no wait beside the read itself.
+pub fn serve_reaped(ctx: &Ctx, mut stream: TcpStream, registry: &Registry) {
+    let _ = stream.set_write_timeout(Some(ctx.limits.body_timeout));
+    let _ = stream.set_nodelay(true);
+    let mut conn = ctx.connection(Instant::now());
+    // Dropped (unregistered) before the socket is shut and closed.
+    let slot = registry.insert(stream.as_raw_fd());
+    let stop = shutdown::get();
+    let mut draining = false;
+    loop {
+        answer_ready(ctx, &mut conn);
+        if flush(&mut stream, &mut conn, ctx.limits.body_timeout).is_err() {
+            break;
+        }
+        match conn.want() {
+            Want::Close => break,
+            Want::Read => {
+                slot.arm(conn.poll_timeout(), conn.is_idle());
+                if stop.requested() && !draining {
+                    slot.disarm();
+                    draining = true;
+                    conn.shutdown();
+                    continue;
+                }
+                let read = stream.read(conn.read_buf());
+                slot.disarm();
+                let now = Instant::now();
+                match read {
+                    // The reaper shut our input because the deadline passed: 408 or close.
+                    Ok(0) if conn.poll_timeout().is_some_and(|at| at <= now) => {
+                        conn.handle_timeout(now);
+                    }
+                    Ok(n) => conn.received(n, now),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            // Every ready request was answered above.
+            Want::Handle | Want::Wait | Want::Write => {}
+        }
+    }
+    drop(slot);
     let _ = stream.shutdown(Side::Write);
 }
 
@@ -227,5 +283,163 @@ pub fn wait_writable(fd: RawFd, timeout: Duration) -> io::Result<()> {
                 }
             }
         }
+    }
+}
+
+/// How often a reaper looks for reads past their deadline: a tenth of the shortest timeout, kept
+/// between 10 and 100 ms, so a deadline is kept to within a tenth of its length.
+pub fn reaper_tick(limits: &Limits) -> Duration {
+    let shortest = limits
+        .header_timeout
+        .min(limits.keep_alive_timeout)
+        .min(limits.body_timeout);
+    (shortest / 10).clamp(Duration::from_millis(10), Duration::from_millis(100))
+}
+
+/// The reaper's loop, for a thread of its own: every `tick` it ends the reads that are past their
+/// deadline. On SIGTERM/SIGINT it calls `on_stop` (the model's own part of the stop) and ends the
+/// reads of the idle connections, then goes on keeping the deadlines of those still reading a
+/// head or body while they drain. It never returns: the process ends when the model is done.
+pub fn reap(registry: &Registry, tick: Duration, on_stop: impl FnOnce()) {
+    let stop = shutdown::get();
+    while !stop.requested() {
+        match wait_readable(stop.fd(), Some(Instant::now() + tick), None) {
+            Ok(Woken::Timeout) => registry.expire(Instant::now()),
+            Ok(_) => {}
+            Err(_) => std::thread::sleep(tick),
+        }
+    }
+    on_stop();
+    registry.close_idle();
+    loop {
+        std::thread::sleep(tick);
+        registry.expire(Instant::now());
+    }
+}
+
+/// The open connections' sockets and their read deadlines, for a reaper: a connection blocked in
+/// a plain read has no timeout of its own, and the reaper ends the read by shutting the socket's
+/// input (the read returns end of file, writes still go out). Publishing a deadline is two atomic
+/// stores, no syscall. The lock is held for a slab operation or a scan.
+pub struct Registry {
+    conns: Mutex<Slab<Arc<Slot>>>,
+    /// Deadlines are kept as nanoseconds after this instant, so that they fit an atomic.
+    epoch: Instant,
+}
+
+/// One connection as the reaper sees it.
+struct Slot {
+    fd: RawFd,
+    /// Waiting for a new request with nothing buffered: a graceful stop closes it at once.
+    idle: AtomicBool,
+    /// When its read must end, in nanoseconds after the epoch; 0 while it is not reading.
+    deadline: AtomicU64,
+}
+
+/// A connection's place in the [`Registry`], given back on drop. Drop it before the socket
+/// closes, so the reaper never shuts a descriptor number that has been reused.
+pub struct Registered<'a> {
+    registry: &'a Registry,
+    key: usize,
+    slot: Arc<Slot>,
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry::new()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry {
+            conns: Mutex::new(Slab::new()),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slab<Arc<Slot>>> {
+        // Nothing panics while holding the lock; if it ever did, the slab is still consistent.
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `at` as nanoseconds after the epoch, never 0 (which means "no deadline").
+    fn nanos(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// Registers the socket `fd`, not reading yet.
+    pub fn insert(&self, fd: RawFd) -> Registered<'_> {
+        let slot = Arc::new(Slot {
+            fd,
+            idle: AtomicBool::new(false),
+            deadline: AtomicU64::new(0),
+        });
+        let key = self.lock().insert(slot.clone());
+        Registered {
+            registry: self,
+            key,
+            slot,
+        }
+    }
+
+    /// Shuts the input of every connection whose read is past its deadline.
+    pub fn expire(&self, now: Instant) {
+        let now = self.nanos(now);
+        for (_, slot) in self.lock().iter() {
+            let at = slot.deadline.load(Relaxed);
+            // The exchange fails if the connection moved on meanwhile: then it is left alone.
+            if at != 0
+                && at <= now
+                && slot
+                    .deadline
+                    .compare_exchange(at, 0, Relaxed, Relaxed)
+                    .is_ok()
+            {
+                shut_input(slot.fd);
+            }
+        }
+    }
+
+    /// Shuts the input of every idle connection: its blocked read returns end of file.
+    pub fn close_idle(&self) {
+        for (_, slot) in self.lock().iter() {
+            if slot.idle.load(SeqCst) {
+                shut_input(slot.fd);
+            }
+        }
+    }
+}
+
+/// Ends a connection's input: a blocked read returns end of file, writes still go out.
+fn shut_input(fd: RawFd) {
+    // SAFETY: plain FFI on an integer. The descriptor is a live connection's: it is only called
+    // under the registry's lock, and a slot leaves the registry, under that lock, before its
+    // socket is closed.
+    unsafe { libc::shutdown(fd, libc::SHUT_RD) };
+}
+
+impl Registered<'_> {
+    /// Publishes the read about to start: its deadline, and whether the connection is idle.
+    /// Call it before checking the stop flag: the flag is set before the reaper looks, so either
+    /// the caller sees the stop, or the reaper sees the connection idle.
+    pub fn arm(&self, deadline: Option<Instant>, idle: bool) {
+        let at = deadline.map_or(0, |at| self.registry.nanos(at));
+        self.slot.deadline.store(at, Relaxed);
+        self.slot.idle.store(idle, SeqCst);
+    }
+
+    /// The read is over: nothing for the reaper to end.
+    pub fn disarm(&self) {
+        self.slot.deadline.store(0, Relaxed);
+        self.slot.idle.store(false, SeqCst);
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.registry.lock().remove(self.key);
     }
 }

@@ -15,14 +15,23 @@
 //! connections close at once and busy ones after their answer, within `--grace`. Over
 //! `--max-connections` a new connection gets 503 and is closed. The loops are shared with tokio
 //! and smol in `async_conn.rs`.
+//!
+//! The sockets are `async_io::Async`, the very type async-std's `TcpStream` and `TcpListener`
+//! wrap (an `Arc<Async<std::net::TcpStream>>` inside), taken directly because async-std's own
+//! types have no readiness wait: the loops wait for input before they lend an idle connection a
+//! buffer, and async-std could only do that with a one-byte `peek`, a syscall (and a second one
+//! saying EAGAIN, and a re-arm) on top of the read. Through `Async::readable` a request costs what
+//! it costs under smol: the re-arm of async-io's one-shot registration, the read, the write. The
+//! tasks, `block_on` and the timers are async-std's.
 
 use crate::async_conn::{serve, shutdown_signal_async_io, Runtime};
 use crate::server::Ctx;
+use async_io::Async;
 use async_std::io::{ReadExt, WriteExt};
-use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
 use std::future::Future;
 use std::io;
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -33,39 +42,38 @@ pub fn run(ctx: Arc<Ctx>, listener: std::net::TcpListener) -> io::Result<()> {
         // environment is sound here: no other thread of ours exists yet to read it concurrently.
         std::env::set_var("ASYNC_STD_THREAD_COUNT", threads.max(1).to_string());
     }
+    let listener = Async::new(listener)?;
     task::block_on(async {
-        let listener = TcpListener::from(listener);
         let spawn = |task| drop(task::spawn(task));
         serve::<AsyncStd>(ctx, listener, shutdown_signal_async_io(), spawn).await;
     });
     Ok(())
 }
 
-/// async-std's sockets and timer for the shared loops.
+/// async-std's reactor sockets (see the module doc) and timer for the shared loops.
 struct AsyncStd;
 
 impl Runtime for AsyncStd {
-    type Listener = TcpListener;
-    type Stream = TcpStream;
+    type Listener = Async<TcpListener>;
+    type Stream = Async<TcpStream>;
 
-    async fn accept(listener: &TcpListener) -> io::Result<TcpStream> {
+    async fn accept(listener: &Self::Listener) -> io::Result<Self::Stream> {
         listener.accept().await.map(|(stream, _)| stream)
     }
 
-    async fn readable(stream: &TcpStream) -> io::Result<()> {
-        // async-std has no readiness wait of its own: a one-byte peek is one (and a syscall).
-        stream.peek(&mut [0; 1]).await.map(drop)
+    async fn readable(stream: &Self::Stream) -> io::Result<()> {
+        stream.readable().await
     }
 
     fn read<'a>(
-        stream: &'a mut TcpStream,
+        stream: &'a mut Self::Stream,
         buf: &'a mut [u8],
     ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
         stream.read(buf)
     }
 
     fn write<'a>(
-        stream: &'a mut TcpStream,
+        stream: &'a mut Self::Stream,
         buf: &'a [u8],
     ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
         stream.write(buf)

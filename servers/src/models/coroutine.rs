@@ -53,21 +53,19 @@
 
 use crate::admission::{AcceptFailed, Backoff};
 use crate::async_conn::scheduler_threads;
-use crate::blocking::{flush, wait_readable, Woken};
+use crate::blocking::{flush, reap, reaper_tick, Registry};
 use crate::server::Ctx;
 use crate::shutdown;
 use common::handler::{internal_error, run_job};
 use common::{Connection, Reply, Request, Response, Want};
 use may::io::WaitIo;
 use may::net::{TcpListener, TcpStream};
-use slab::Slab;
 use socket2::SockRef;
 use std::io;
 use std::net::Shutdown as Side;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::sync::Arc;
+use std::time::Instant;
 
 /// Serves until a graceful stop, then drains.
 pub fn run(ctx: Arc<Ctx>, listener: std::net::TcpListener) -> io::Result<()> {
@@ -82,17 +80,12 @@ pub fn run(ctx: Arc<Ctx>, listener: std::net::TcpListener) -> io::Result<()> {
     let listener = Arc::new(unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) });
     let registry = Arc::new(Registry::new());
     {
-        let limits = ctx.limits;
-        let shortest = limits
-            .header_timeout
-            .min(limits.keep_alive_timeout)
-            .min(limits.body_timeout);
-        let tick = (shortest / 10).clamp(Duration::from_millis(10), Duration::from_millis(100));
+        let tick = reaper_tick(&ctx.limits);
         let listener = listener.clone();
         let registry = registry.clone();
         std::thread::Builder::new()
             .name("reaper".into())
-            .spawn(move || reap(&listener, &registry, tick))?;
+            .spawn(move || reap(&registry, tick, || stop_accepting(&listener)))?;
     }
     let accepting = {
         let ctx = ctx.clone();
@@ -277,138 +270,9 @@ fn start_job(job: Box<dyn FnOnce() -> Response + Send>, tx: may::sync::mpsc::Sen
     });
 }
 
-/// The reaper, on a plain thread: every `tick`, ends the reads that are past their deadline; on
-/// SIGTERM/SIGINT, stops the accept loop and ends the idle connections' reads.
-fn reap(listener: &TcpListener, registry: &Registry, tick: Duration) {
-    let stop = shutdown::get();
-    while !stop.requested() {
-        match wait_readable(stop.fd(), Some(Instant::now() + tick), None) {
-            Ok(Woken::Timeout) => registry.expire(Instant::now()),
-            Ok(_) => {}
-            Err(_) => std::thread::sleep(tick),
-        }
-    }
+/// What the reaper does on a stop besides ending the idle reads: end the accept loop.
+fn stop_accepting(listener: &TcpListener) {
     // On Linux this ends the listening state: new connections are refused and the blocked
     // accept returns an error, after which the accept loop sees the stop.
     let _ = SockRef::from(listener.inner()).shutdown(Side::Read);
-    registry.close_idle();
-    // Connections still reading a head or body keep their deadlines while they drain.
-    loop {
-        std::thread::sleep(tick);
-        registry.expire(Instant::now());
-    }
-}
-
-/// The open connections' sockets, with their read deadlines. The lock is a std one, held for a
-/// slab operation or a scan and never across a yield.
-struct Registry {
-    conns: Mutex<Slab<Arc<Slot>>>,
-    /// Deadlines are kept as nanoseconds after this instant, so that they fit an atomic.
-    epoch: Instant,
-}
-
-/// One connection as the reaper sees it.
-struct Slot {
-    fd: RawFd,
-    /// Waiting for a new request with nothing buffered: a graceful stop closes it at once.
-    idle: AtomicBool,
-    /// When its read must end, in nanoseconds after the epoch; 0 while it is not reading.
-    deadline: AtomicU64,
-}
-
-/// A connection's place in the [`Registry`], given back on drop.
-struct Registered<'a> {
-    registry: &'a Registry,
-    key: usize,
-    slot: Arc<Slot>,
-}
-
-impl Registry {
-    fn new() -> Registry {
-        Registry {
-            conns: Mutex::new(Slab::new()),
-            epoch: Instant::now(),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Slab<Arc<Slot>>> {
-        // Nothing panics while holding the lock; if it ever did, the slab is still consistent.
-        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// `at` as nanoseconds after the epoch, never 0 (which means "no deadline").
-    fn nanos(&self, at: Instant) -> u64 {
-        let nanos = at.saturating_duration_since(self.epoch).as_nanos();
-        u64::try_from(nanos).unwrap_or(u64::MAX).max(1)
-    }
-
-    fn insert(&self, fd: RawFd) -> Registered<'_> {
-        let slot = Arc::new(Slot {
-            fd,
-            idle: AtomicBool::new(false),
-            deadline: AtomicU64::new(0),
-        });
-        let key = self.lock().insert(slot.clone());
-        Registered {
-            registry: self,
-            key,
-            slot,
-        }
-    }
-
-    /// Shuts the input of every connection whose read is past its deadline.
-    fn expire(&self, now: Instant) {
-        let now = self.nanos(now);
-        for (_, slot) in self.lock().iter() {
-            let at = slot.deadline.load(Relaxed);
-            // The exchange fails if the connection moved on meanwhile: then it is left alone.
-            if at != 0
-                && at <= now
-                && slot
-                    .deadline
-                    .compare_exchange(at, 0, Relaxed, Relaxed)
-                    .is_ok()
-            {
-                shut_input(slot.fd);
-            }
-        }
-    }
-
-    /// Shuts the input of every idle connection: its blocked read returns end of file.
-    fn close_idle(&self) {
-        for (_, slot) in self.lock().iter() {
-            if slot.idle.load(SeqCst) {
-                shut_input(slot.fd);
-            }
-        }
-    }
-}
-
-/// Ends a connection's input: a blocked read returns end of file, writes still go out.
-fn shut_input(fd: RawFd) {
-    // SAFETY: plain FFI on an integer. The descriptor is a live connection's: it is only called
-    // under the registry's lock, and a slot leaves the registry, under that lock, before its
-    // socket is closed.
-    unsafe { libc::shutdown(fd, libc::SHUT_RD) };
-}
-
-impl Registered<'_> {
-    /// Publishes the read about to start: its deadline, and whether the connection is idle.
-    fn arm(&self, deadline: Option<Instant>, idle: bool) {
-        let at = deadline.map_or(0, |at| self.registry.nanos(at));
-        self.slot.deadline.store(at, Relaxed);
-        self.slot.idle.store(idle, SeqCst);
-    }
-
-    /// The read is over: nothing for the reaper to end.
-    fn disarm(&self) {
-        self.slot.deadline.store(0, Relaxed);
-        self.slot.idle.store(false, SeqCst);
-    }
-}
-
-impl Drop for Registered<'_> {
-    fn drop(&mut self) {
-        self.registry.lock().remove(self.key);
-    }
 }

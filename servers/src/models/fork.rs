@@ -16,6 +16,15 @@
 //! no zombies. Over `--max-connections` live children a new connection gets 503 and is closed. On
 //! SIGTERM/SIGINT the parent stops accepting, sends SIGTERM to each child (which finishes its
 //! request and closes), waits up to `--grace`, then kills the rest.
+//!
+//! Priorities. The parent's work per connection is small (an accept and a fork), but it is
+//! serial, and the scheduler gives the parent a fair share beside every runnable child: when
+//! hundreds of connections open at once, the children already forked keep their clients busy and
+//! the last connections of the burst waited for the parent's turn, seconds in a bad run, not for
+//! its work. So the parent runs well above its children: it raises itself when it may, and
+//! otherwise the children lower themselves, by the same number of nice steps. A child still
+//! competes with the rest of the machine at the priority the server was started with when the
+//! parent could be raised. The README's Performance section has the measurement.
 
 use crate::acceptor::{accept_loop_waking, Accepted};
 use crate::admission::ConnGuard;
@@ -26,6 +35,28 @@ use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 
+/// How far the parent's priority is put above its children's, in nice steps (see the module
+/// doc): the most there is, about 70 times the CPU share of a child when both want it.
+const PARENT_LEAD: libc::c_int = 19;
+
+/// Puts the parent `PARENT_LEAD` nice steps above the children it will fork, and returns the
+/// children's nice value. The parent is raised if it may be (root, `CAP_SYS_NICE` or
+/// `RLIMIT_NICE`), and the children keep the nice value the server was started with, so they
+/// compete with the rest of the machine as any server would; otherwise the children are lowered.
+fn set_priorities() -> libc::c_int {
+    // SAFETY: plain FFI on integers, about this process only. getpriority's -1 is a valid value,
+    // and a failure leaves the nice value alone: the result is only a priority.
+    unsafe {
+        let base = libc::getpriority(libc::PRIO_PROCESS, 0);
+        let raised = (base - PARENT_LEAD).max(-20);
+        if libc::setpriority(libc::PRIO_PROCESS, 0, raised) == 0 {
+            base
+        } else {
+            (base + PARENT_LEAD).min(19)
+        }
+    }
+}
+
 /// Serves until a graceful stop, then stops the children.
 pub fn run(ctx: &Ctx, listener: TcpListener) -> io::Result<()> {
     // Each child's connection is counted in the parent, by a guard kept until the child is reaped:
@@ -33,6 +64,7 @@ pub fn run(ctx: &Ctx, listener: TcpListener) -> io::Result<()> {
     let mut children: Children<ConnGuard> = Children::new()?;
     let listen_fd = listener.as_raw_fd();
     let wake = children.wake_fd();
+    let child_nice = set_priorities();
     accept_loop_waking(ctx, &listener, Some(wake), |event| match event {
         Accepted::Woken => children.reap(child_gone),
         Accepted::Conn(stream, guard) => {
@@ -40,6 +72,9 @@ pub fn run(ctx: &Ctx, listener: TcpListener) -> io::Result<()> {
                 // SAFETY: the child's inherited copy of the listener: only the parent accepts.
                 // The listener value that owns the number is never dropped in the child.
                 unsafe { libc::close(listen_fd) };
+                // SAFETY: plain FFI on integers; it only lowers this process's priority (from the
+                // parent's). A failure leaves the child at the parent's, which costs only latency.
+                unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, child_nice) };
                 serve(ctx, stream);
                 0
             });

@@ -5,13 +5,16 @@
 //! thread creation per connection (tens of microseconds, visible under churn), a stack per
 //! connection (reserved virtual memory; the resident part is small, 256 KiB reserved here), and a
 //! context switch at every wait, which is what caps it when thousands of connections are busy at
-//! once. It breaks down at very many concurrent connections (thread limits, scheduler load) rather
+//! once. A connection's thread blocks in a plain read, with no timeout: one reaper thread keeps
+//! every connection's deadlines (header, body, keep-alive) and the graceful stop, by shutting the
+//! input of a read past its deadline (or, on a stop, of an idle one), so a busy keep-alive request
+//! costs a read and a write, and nothing else (see [`crate::blocking`]). It breaks down at very many concurrent connections (thread limits, scheduler load) rather
 //! than at slow ones: a slow client only costs its own thread. It mirrors Python's
 //! `socketserver.ThreadingMixIn` and classic one-thread-per-client servers. Over
 //! `--max-connections` a new connection gets 503 and is closed.
 
 use crate::acceptor::accept_loop;
-use crate::blocking::serve;
+use crate::blocking::{reap, reaper_tick, serve_reaped, Registry};
 use crate::server::Ctx;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -23,14 +26,28 @@ const STACK_SIZE: usize = 256 * 1024;
 
 /// Serves until a graceful stop, then drains.
 pub fn run(ctx: Arc<Ctx>, listener: TcpListener) {
+    let registry = Arc::new(Registry::new());
+    {
+        let registry = registry.clone();
+        let tick = reaper_tick(&ctx.limits);
+        let spawned = std::thread::Builder::new()
+            .name("reaper".into())
+            .spawn(move || reap(&registry, tick, || {}));
+        if let Err(e) = spawned {
+            // Without it no deadline would be kept: serve nothing rather than hang on to clients.
+            eprintln!("zoo: cannot start the reaper thread: {e}");
+            return;
+        }
+    }
     accept_loop(&ctx, &listener, |stream, guard| {
         let ctx = ctx.clone();
+        let registry = registry.clone();
         let spawned = std::thread::Builder::new()
             .name("conn".into())
             .stack_size(STACK_SIZE)
             .spawn(move || {
                 let _guard = guard;
-                serve(&ctx, stream);
+                serve_reaped(&ctx, stream, &registry);
             });
         if let Err(e) = spawned {
             // The closure (stream and guard with it) is dropped: the client sees a close.

@@ -4,15 +4,21 @@
 //! Each descriptor gets `F_SETSIG` (which signal: a real-time one, so instances queue and carry
 //! `si_fd` and `si_band` instead of merging into one bare SIGIO), `F_SETOWN_EX` to the loop's own
 //! thread (so with several loops each hears only its sockets), and `O_ASYNC`. The signals are
-//! blocked in every thread and taken synchronously: [`SigIo::wait`] sleeps in `sigtimedwait` (which
-//! has a timeout, for the timer heap), then takes whatever else is queued in batches through a
-//! `signalfd`, one read for up to 64 reports, because taking them one syscall each is the main
-//! cost of this model.
+//! blocked in every thread and taken synchronously, in batches through a `signalfd`, one read for
+//! up to 64 reports, because taking them one syscall each is the main cost of this model:
+//! [`SigIo::wait`] first reads what is queued already, and only when nothing is sleeps in
+//! `sigtimedwait` (which has a timeout, for the timer heap) and then reads the rest.
 //!
 //! The reports are edge-triggered: a signal per change, none for a state that persists. So the
 //! loop drains every socket until `WouldBlock`, and tries IO after each change of its own (an
 //! answer sent, a connection accepted) instead of waiting for a report. Interest is a filter here,
 //! not a syscall: the kernel signals every change and [`SigIo`] drops those nobody waits for.
+//!
+//! That drain is the one syscall a request costs here beyond the read and the write (three in
+//! all, plus a share of the waits: the README's Performance section has the counts), and it is
+//! inherent: a FIN that half-closes a connection raises the same `POLL_IN` report as data, and
+//! the reports of one socket taken in one batch are merged, so after a short read nothing tells
+//! whether the end of input came with the bytes; only a read to `WouldBlock` finds out.
 //!
 //! The queue is bounded (`RLIMIT_SIGPENDING`, per user). When it overflows the kernel sends plain
 //! SIGIO, which carries no descriptor, and reports have been lost: the loop then treats every
@@ -173,6 +179,13 @@ impl Multiplexer for SigIo {
     }
 
     fn wait(&mut self, ready: &mut Vec<Token>, timeout: Option<Duration>) -> io::Result<()> {
+        // Under load, reports queued while the last pass ran are waiting: take them with one
+        // read and do not sleep. Only an empty queue costs the sleep and a read after it.
+        if self.take_queued(ready) > 0 {
+            ready.sort_unstable();
+            ready.dedup();
+            return Ok(());
+        }
         let ts = timeout.map(|d| libc::timespec {
             tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
             tv_nsec: d.subsec_nanos() as libc::c_long,
@@ -194,8 +207,20 @@ impl Multiplexer for SigIo {
         // they are not read.
         let (fd, band) = unsafe { (info.si_fd(), info.si_band() as i64) };
         self.take(sig, fd, band, ready);
+        self.take_queued(ready);
+        // Several reports for one socket need one try.
+        ready.sort_unstable();
+        ready.dedup();
+        Ok(())
+    }
+}
 
+impl SigIo {
+    /// Takes the reports already queued, in batches through the signalfd, without blocking, up to
+    /// [`MAX_REPORTS`] in `ready`. Returns how many reports it read.
+    fn take_queued(&mut self, ready: &mut Vec<Token>) -> usize {
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        let mut taken = 0;
         while ready.len() < MAX_REPORTS {
             // SAFETY: `batch` has room for BATCH entries, BATCH * size bytes.
             let n = unsafe {
@@ -209,6 +234,7 @@ impl Multiplexer for SigIo {
                 break; // EAGAIN: the queue is empty
             }
             let count = n as usize / size;
+            taken += count;
             for i in 0..count {
                 let report = self.batch[i];
                 let band = i64::from(report.ssi_band);
@@ -218,9 +244,6 @@ impl Multiplexer for SigIo {
                 break;
             }
         }
-        // Several reports for one socket need one try.
-        ready.sort_unstable();
-        ready.dedup();
-        Ok(())
+        taken
     }
 }
