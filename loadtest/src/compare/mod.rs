@@ -26,6 +26,7 @@
 //! - [`reading`]: the plain-words reading of each table, computed from its figures.
 //! - [`charts`]: SVG and PNG charts with plotters.
 
+pub mod anatomy;
 pub mod charts;
 pub mod crowds;
 pub mod html;
