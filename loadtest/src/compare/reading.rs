@@ -512,6 +512,7 @@ mod tests {
             slow: None,
             ideal_rps: None,
             rounds_rps: Vec::new(),
+            anatomy: None,
         }
     }
 
