@@ -72,13 +72,6 @@ pub struct Anatomy {
     pub unavailable: Option<String>,
 }
 
-impl Anatomy {
-    /// `n` of something per request, when there were requests.
-    pub fn per_request(n: u64, requests: u64) -> Option<f64> {
-        (requests > 0).then(|| n as f64 / requests as f64)
-    }
-}
-
 /// What `/proc` says of a tree at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct ProcLook {

@@ -293,6 +293,46 @@ impl PerRequest {
     }
 }
 
+/// The cells the report tells the anatomy of: plaintext's at 64 connections (its middle point
+/// without 64), else the first scenario's first variant that has anatomy. Keep-alive plaintext
+/// is the request with nothing else in it, so its syscalls are the model's loop alone.
+pub fn anatomy_headline(r: &Results) -> Option<(Scenario, &str, Vec<&Cell>)> {
+    let counted = |c: &&Cell| c.status == Status::Ok && c.anatomy.is_some();
+    let scenario = if r.cells.iter().filter(counted).any(|c| c.scenario == Scenario::Plaintext) {
+        Scenario::Plaintext
+    } else {
+        r.scenarios
+            .iter()
+            .map(|i| i.name)
+            .find(|&s| r.cells.iter().filter(counted).any(|c| c.scenario == s))?
+    };
+    let mut variants: Vec<&str> = Vec::new();
+    for c in r.cells.iter().filter(counted).filter(|c| c.scenario == scenario) {
+        if !variants.contains(&c.variant.as_str()) {
+            variants.push(&c.variant);
+        }
+    }
+    let variant = variants
+        .iter()
+        .find(|v| **v == "c=64")
+        .or_else(|| {
+            let sweep = variants.iter().all(|v| v.starts_with("c="));
+            if sweep {
+                variants.get(variants.len() / 2)
+            } else {
+                variants.first()
+            }
+        })
+        .copied()?;
+    let cells = r
+        .cells
+        .iter()
+        .filter(counted)
+        .filter(|c| c.scenario == scenario && c.variant == variant)
+        .collect();
+    Some((scenario, variant, cells))
+}
+
 /// The kinds of syscall in the order of the tables and charts: [`KINDS`], then `other`.
 pub fn anatomy_kinds() -> Vec<&'static str> {
     KINDS.iter().map(|(k, _)| *k).chain(["other"]).collect()

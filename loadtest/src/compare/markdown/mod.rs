@@ -2,6 +2,7 @@
 //! its reading in plain words ([`reading`](crate::compare::reading)), the charts; then the check of the
 //! client's counts against the server's own, and the failures with their reasons.
 
+mod anatomy;
 mod table;
 
 use crate::compare::charts::ChartSet;
@@ -59,6 +60,7 @@ pub fn render(r: &Results, charts: &ChartSet) -> String {
             );
         }
     }
+    out += &anatomy::section(r, charts);
     out += &rounds_section(r);
     out += &counts_section(r);
     out += &failures_section(r);
