@@ -28,7 +28,10 @@ use std::time::{Duration, Instant};
 /// The kinds of syscall a request's anatomy is told in, each with the syscalls it covers.
 pub const KINDS: &[(&str, &[&str])] = &[
     ("read", &["read", "readv", "recvfrom", "recvmsg"]),
-    ("write", &["write", "writev", "sendto", "sendmsg", "sendfile64"]),
+    (
+        "write",
+        &["write", "writev", "sendto", "sendmsg", "sendfile64"],
+    ),
     (
         "wait",
         &[
@@ -152,7 +155,9 @@ fn start_perf(root: u32) -> Result<(Child, PathBuf), String> {
     // asked for.
     let events: Vec<String> = events().into_iter().filter(|e| has_event(e)).collect();
     if !events.iter().any(|e| e == "raw_syscalls:sys_enter") {
-        return Err("the kernel has no raw_syscalls tracepoints (or tracefs is not mounted)".into());
+        return Err(
+            "the kernel has no raw_syscalls tracepoints (or tracefs is not mounted)".into(),
+        );
     }
     let mut child = Command::new("perf")
         .args(["stat", "-x", ",", "--no-big-num", "-o"])
@@ -195,9 +200,12 @@ fn first_line(text: &str) -> String {
 
 fn has_event(event: &str) -> bool {
     match event.split_once(':') {
-        Some((group, name)) => ["/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"]
-            .iter()
-            .any(|root| fs::metadata(format!("{root}/{group}/{name}")).is_ok()),
+        Some((group, name)) => [
+            "/sys/kernel/tracing/events",
+            "/sys/kernel/debug/tracing/events",
+        ]
+        .iter()
+        .any(|root| fs::metadata(format!("{root}/{group}/{name}")).is_ok()),
         None => true,
     }
 }
@@ -206,9 +214,7 @@ fn stop_perf(mut child: Child, out: &PathBuf) -> Result<BTreeMap<String, u64>, S
     // perf stat prints its counts when interrupted, as it does on Ctrl-C.
     crate::sys::send_signal(child.id(), false, libc::SIGINT)
         .map_err(|e| format!("could not interrupt perf: {e}"))?;
-    let status = child
-        .wait()
-        .map_err(|e| format!("waiting for perf: {e}"))?;
+    let status = child.wait().map_err(|e| format!("waiting for perf: {e}"))?;
     let text = fs::read_to_string(out);
     let _ = fs::remove_file(out);
     let text = text.map_err(|e| format!("perf wrote no counts ({status}): {e}"))?;
@@ -362,6 +368,9 @@ mod tests {
             other => panic!("figures and a reason at once, or neither: {other:?}"),
         }
         assert!(a.wall_s >= 0.4, "{a:?}");
-        assert!(a.user_s + a.system_s > 0.0, "the loop's CPU was not seen: {a:?}");
+        assert!(
+            a.user_s + a.system_s > 0.0,
+            "the loop's CPU was not seen: {a:?}"
+        );
     }
 }

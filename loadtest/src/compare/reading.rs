@@ -570,7 +570,11 @@ pub fn anatomy(cells: &[&Cell]) -> Vec<String> {
                 } else {
                     format!("{} syscalls and ", range(sys))
                 };
-                format!("{f} ({}) {sys}{} context switches", names.join(", "), range(cs))
+                format!(
+                    "{f} ({}) {sys}{} context switches",
+                    names.join(", "),
+                    range(cs)
+                )
             })
             .collect();
         out.push(format!("Per request, {}.", parts.join("; ")));

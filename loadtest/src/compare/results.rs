@@ -298,7 +298,12 @@ impl PerRequest {
 /// is the request with nothing else in it, so its syscalls are the model's loop alone.
 pub fn anatomy_headline(r: &Results) -> Option<(Scenario, &str, Vec<&Cell>)> {
     let counted = |c: &&Cell| c.status == Status::Ok && c.anatomy.is_some();
-    let scenario = if r.cells.iter().filter(counted).any(|c| c.scenario == Scenario::Plaintext) {
+    let scenario = if r
+        .cells
+        .iter()
+        .filter(counted)
+        .any(|c| c.scenario == Scenario::Plaintext)
+    {
         Scenario::Plaintext
     } else {
         r.scenarios
@@ -307,7 +312,12 @@ pub fn anatomy_headline(r: &Results) -> Option<(Scenario, &str, Vec<&Cell>)> {
             .find(|&s| r.cells.iter().filter(counted).any(|c| c.scenario == s))?
     };
     let mut variants: Vec<&str> = Vec::new();
-    for c in r.cells.iter().filter(counted).filter(|c| c.scenario == scenario) {
+    for c in r
+        .cells
+        .iter()
+        .filter(counted)
+        .filter(|c| c.scenario == scenario)
+    {
         if !variants.contains(&c.variant.as_str()) {
             variants.push(&c.variant);
         }

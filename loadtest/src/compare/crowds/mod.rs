@@ -4,9 +4,9 @@
 pub mod idle;
 pub mod slowloris;
 
+use crate::compare::anatomy::Counting;
 use crate::compare::results::{Cell, IdleFigures, Status};
 use crate::compare::sampling::{self, Sampler};
-use crate::compare::anatomy::Counting;
 use crate::compare::scenario::cell::{
     finish_cell, load, put_anatomy, run_loads, scrape, start_anatomy, Endpoint, OnTick,
 };

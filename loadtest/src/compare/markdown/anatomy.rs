@@ -33,7 +33,12 @@ pub fn section(r: &Results, charts: &ChartSet) -> String {
          from /proc; **user** and **sys** are CPU µs from /proc. The span is the whole load, \
          warm-up included, so a connection's setup (accept, a thread's clone) is in it; \
          every cell's figures are in results.json.\n",
-        variant.replace("c=", "at ") + if variant.starts_with("c=") { " connections" } else { "" }
+        variant.replace("c=", "at ")
+            + if variant.starts_with("c=") {
+                " connections"
+            } else {
+                ""
+            }
     );
     let reasons = unavailable(&cells);
     if !reasons.is_empty() {
@@ -53,8 +58,10 @@ pub fn section(r: &Results, charts: &ChartSet) -> String {
     out += "\n";
     let opt = |v: Option<f64>| v.map_or("—".to_string(), per_request);
     for c in &cells {
-        let (Some(a), Some(p)) = (&c.anatomy, c.anatomy.as_ref().and_then(|a| a.per_request.as_ref()))
-        else {
+        let (Some(a), Some(p)) = (
+            &c.anatomy,
+            c.anatomy.as_ref().and_then(|a| a.per_request.as_ref()),
+        ) else {
             continue;
         };
         let _ = write!(out, "| {} | {} |", c.target, opt(p.syscalls));
@@ -80,7 +87,7 @@ pub fn section(r: &Results, charts: &ChartSet) -> String {
     if !reading.is_empty() {
         let _ = writeln!(out, "**Reading.** {}\n", reading.join(" "));
     }
-    for chart in charts.charts.iter().filter(|c| c.svg.contains("-anatomy")) {
+    for chart in charts.charts.iter().filter(|c| c.anatomy) {
         let _ = writeln!(
             out,
             "![{}]({})\n",

@@ -11,7 +11,8 @@ use crate::format::{format_us, gib, seconds, thousands};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 pub use table::baseline_rps;
-use table::{table, target_order};
+use table::table;
+pub use table::target_order;
 
 /// The name of the baseline target.
 pub const BASELINE: &str = "nginx";
@@ -51,7 +52,11 @@ pub fn render(r: &Results, charts: &ChartSet) -> String {
         if !reading.is_empty() {
             let _ = writeln!(out, "**Reading.** {}\n", reading.join(" "));
         }
-        for chart in charts.charts.iter().filter(|c| c.scenario == info.name) {
+        for chart in charts
+            .charts
+            .iter()
+            .filter(|c| c.scenario == info.name && !c.anatomy)
+        {
             let _ = writeln!(
                 out,
                 "![{}]({})\n",
