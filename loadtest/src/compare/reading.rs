@@ -499,6 +499,15 @@ fn family(target: &str) -> Option<&'static str> {
     })
 }
 
+/// `1.45×` or `54×`: one figure over another, with decimals only where they are small.
+fn times(v: f64) -> String {
+    if v >= 10.0 {
+        whole_ratio(v)
+    } else {
+        ratio(v)
+    }
+}
+
 /// `2.1` or `1.9–4.0`: the range of some figures.
 fn range(values: &[f64]) -> String {
     let lo = values.iter().copied().fold(f64::MAX, f64::min);
@@ -540,7 +549,7 @@ pub fn anatomy(cells: &[&Cell]) -> Vec<String> {
                 "; {} makes the most, {} ({} as many)",
                 high.0,
                 per_request(high.2),
-                ratio(high.2 / total.max(1e-9))
+                times(high.2 / total.max(1e-9))
             );
         }
         out.push(s + ".");
@@ -598,7 +607,7 @@ pub fn anatomy(cells: &[&Cell]) -> Vec<String> {
                 "A thread per connection pays {} context switches per request, {} those of the \
                  cheapest event loop ({}, {}).",
                 per_request(thread),
-                ratio(thread / best.1),
+                times(thread / best.1),
                 best.0,
                 per_request(best.1)
             ));
