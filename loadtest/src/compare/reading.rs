@@ -485,6 +485,9 @@ fn connections(variant: &str) -> String {
     }
 }
 
+/// A family's name, its models, their syscalls and their context switches per request.
+type Family<'a> = (&'static str, Vec<&'a str>, Vec<f64>, Vec<f64>);
+
 /// How a model serves its connections, for the anatomy's comparison of families.
 fn family(target: &str) -> Option<&'static str> {
     let model = target.split(':').next().unwrap_or(target);
@@ -555,7 +558,7 @@ pub fn anatomy(cells: &[&Cell]) -> Vec<String> {
         out.push(s + ".");
     }
     // Families: the same request served by threads, processes, green threads, a loop, a ring.
-    let mut families: Vec<(&str, Vec<&str>, Vec<f64>, Vec<f64>)> = Vec::new();
+    let mut families: Vec<Family<'_>> = Vec::new();
     for &(name, p) in &per {
         let Some(f) = family(name) else { continue };
         let cs = p.context_switches.unwrap_or(p.voluntary + p.involuntary);
