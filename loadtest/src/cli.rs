@@ -136,6 +136,12 @@ pub struct CompareArgs {
     #[arg(long)]
     pub quick: bool,
 
+    /// Do not count each cell's anatomy (syscalls by kind with perf stat on the server's
+    /// process tree, context switches and user/system CPU from /proc): to measure perf's own
+    /// cost, or where perf is unwanted.
+    #[arg(long)]
+    pub no_anatomy: bool,
+
     /// Where to write results.json, report.md and charts/ [default: results/<UTC time>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -155,6 +155,21 @@ pub fn quantile_words(q: f64) -> String {
     trim_float_to(q * 100.0, 4)
 }
 
+/// `140`, `12.5`, `2.03`, `0.004`: a count per request, with the decimals its size needs.
+pub fn per_request(v: f64) -> String {
+    if v == 0.0 {
+        "0".to_string()
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else if v >= 0.01 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
 /// `0.85×`: one figure over another.
 pub fn ratio(v: f64) -> String {
     format!("{v:.2}×")

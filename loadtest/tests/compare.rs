@@ -265,6 +265,110 @@ fn quick_compare_of_three_models() {
     }
 }
 
+/// The anatomy of epoll's keep-alive plaintext request, counted by perf on the real server:
+/// present (under CI perf must attach; elsewhere the reason it could not is said instead),
+/// plausible, and its kinds add up to the total; `--no-anatomy` turns it off and says so.
+#[test]
+fn the_anatomy_of_a_request_is_counted() {
+    let _one = support::exclusive();
+    let zoo = zoo();
+    let dir = TempDir::new("compare-anatomy");
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path(name);
+        let mut args = vec![
+            "compare",
+            "--quick",
+            "--zoo",
+            zoo.to_str().expect("utf-8 path"),
+            "--models",
+            "epoll",
+            "--scenarios",
+            "plaintext",
+            "--concurrency",
+            "64",
+            "--out",
+            out.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        let (ok, stderr) = loadtest(&args);
+        assert!(ok, "loadtest compare failed:\n{stderr}");
+        let text = std::fs::read_to_string(out.join("results.json")).expect("results.json");
+        let results: Value = serde_json::from_str(&text).expect("valid JSON");
+        let report = String::from_utf8(non_empty(&out.join("report.md"))).expect("utf-8");
+        (out, results, report)
+    };
+
+    let (out, results, report) = run("counted", &[]);
+    let cell = &results["cells"][0];
+    assert_eq!(cell["status"], "ok", "{}", cell["reason"]);
+    let a = &cell["anatomy"];
+    assert!(a.is_object(), "no anatomy in the cell: {cell}");
+    let at = report
+        .find("\n## Anatomy of a request\n")
+        .unwrap_or_else(|| panic!("no anatomy section:\n{report}"));
+    let section = &report[at..];
+    if let Some(why) = a["counts"]["unavailable"].as_str() {
+        assert!(
+            std::env::var("CI").ok().as_deref() != Some("true"),
+            "under CI perf must count: {why}"
+        );
+        assert!(
+            section.contains(why),
+            "the reason is in the report: {section}"
+        );
+        eprintln!("perf unavailable here: {why}");
+        return;
+    }
+    // Divided by the server's own count of the requests in perf's span.
+    assert_eq!(a["requests_from"], "server");
+    assert_eq!(a["requests"], cell["metrics"]["server_requests"]);
+    let total = a["counts"]["syscalls"].as_u64().expect("a syscall count");
+    let kinds: u64 = a["counts"]["by_kind"]
+        .as_object()
+        .expect("kinds")
+        .values()
+        .map(|v| v.as_u64().expect("a count"))
+        .sum();
+    assert_eq!(kinds, total, "the kinds add up to the total: {a}");
+    let p = &a["per_request"];
+    let per = p["syscalls"].as_f64().expect("syscalls per request");
+    assert!(
+        (0.5..=20.0).contains(&per),
+        "epoll makes {per} syscalls per request"
+    );
+    let per_kinds: f64 = p["by_kind"]
+        .as_object()
+        .expect("kinds per request")
+        .values()
+        .filter_map(Value::as_f64)
+        .sum();
+    assert!((per_kinds - per).abs() < 1e-6, "{per_kinds} against {per}");
+    // A keep-alive request is read and written at least once in a while by an event loop.
+    assert!(p["by_kind"]["read"].as_f64().unwrap_or(0.0) > 0.1, "{p}");
+    assert!(p["by_kind"]["write"].as_f64().unwrap_or(0.0) > 0.1, "{p}");
+    assert!(p["context_switches"].as_f64().is_some(), "{p}");
+    assert!(p["user_us"].as_f64().unwrap_or(0.0) + p["system_us"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(section.contains("| epoll | "), "no epoll row: {section}");
+    assert!(section.contains("**Reading.**"), "no reading: {section}");
+    assert!(
+        section.contains("charts/plaintext-anatomy.png"),
+        "{section}"
+    );
+    let png = non_empty(&out.join("charts").join("plaintext-anatomy.png"));
+    assert!(png.starts_with(b"\x89PNG"));
+
+    let (_, results, report) = run("off", &["--no-anatomy"]);
+    assert!(results["cells"][0]["anatomy"].is_null());
+    assert_eq!(
+        results["setup"]["anatomy_off"],
+        "turned off with --no-anatomy"
+    );
+    assert!(
+        report.contains("Not counted: turned off with --no-anatomy."),
+        "{report}"
+    );
+}
+
 #[test]
 fn a_model_that_cannot_start_is_reported_not_dropped() {
     let _one = support::exclusive();

@@ -26,6 +26,7 @@
 //! - [`reading`]: the plain-words reading of each table, computed from its figures.
 //! - [`charts`]: SVG and PNG charts with plotters.
 
+pub mod anatomy;
 pub mod charts;
 pub mod crowds;
 pub mod html;
@@ -171,6 +172,16 @@ pub fn compare(args: &CompareArgs) -> Result<(), Box<dyn Error>> {
             baseline: args.baseline.map(|_| "nginx".to_string()),
             notes,
             rounds: args.rounds,
+            anatomy_off: if !start_mode {
+                Some(
+                    "target mode: the servers run elsewhere, so perf and /proc cannot see them"
+                        .to_string(),
+                )
+            } else if args.no_anatomy {
+                Some("turned off with --no-anatomy".to_string())
+            } else {
+                None
+            },
         },
         scenarios: scenarios.iter().map(|s| s.info(&settings)).collect(),
         targets: subjects.iter().map(target_info).collect(),

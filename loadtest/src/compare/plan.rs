@@ -39,6 +39,7 @@ pub fn settings(args: &CompareArgs, threads: usize) -> Settings {
             .slow_clients
             .map_or(if args.quick { 200 } else { 500 }, |n| n as usize),
         sample_period: Duration::from_millis(if args.quick { 100 } else { 250 }),
+        anatomy: !args.no_anatomy,
     }
 }
 

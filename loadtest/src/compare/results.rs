@@ -4,6 +4,7 @@
 //! charts from this file alone. Like the run schema, it only grows: a field is never renamed,
 //! retyped or removed under the same name. `loadtest/README.md` documents the fields.
 
+use crate::compare::anatomy::{Anatomy, KINDS};
 use crate::compare::crowds::idle::OpenStats;
 use crate::compare::crowds::slowloris::SlowStats;
 use crate::compare::sampling::Usage;
@@ -101,6 +102,10 @@ pub struct Setup {
     /// Rounds of every cell (`--rounds`); each cell reported is its median round.
     #[serde(default = "one")]
     pub rounds: u32,
+    /// Why no cell's anatomy was counted (`--no-anatomy`, or target mode: the servers' processes
+    /// are not here); null when compare counted it (each cell then says what it got).
+    #[serde(default)]
+    pub anatomy_off: Option<String>,
 }
 
 fn one() -> u32 {
@@ -181,6 +186,10 @@ pub struct Cell {
     /// With `--rounds` above 1: the req/s of every round, in order (this cell is the median).
     #[serde(default)]
     pub rounds_rps: Vec<f64>,
+    /// The anatomy of its requests: syscalls by kind, context switches, user and system CPU,
+    /// over the whole load (warm-up included); null when not counted (see `Setup::anatomy_off`).
+    #[serde(default)]
+    pub anatomy: Option<CellAnatomy>,
 }
 
 impl Cell {
@@ -210,8 +219,133 @@ impl Cell {
             slow: None,
             ideal_rps,
             rounds_rps: Vec::new(),
+            anatomy: None,
         }
     }
+}
+
+/// What a cell's server did in the kernel, in all and per request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CellAnatomy {
+    /// The counts over the counted span: perf's from the first request of the warm-up to the
+    /// last of the load, /proc's over the same span.
+    pub counts: Anatomy,
+    /// The requests the per-request figures divide by.
+    pub requests: u64,
+    /// Whose count `requests` is: `server` (zoo's `zoo_requests_total` over the same span) or
+    /// `client` (the responses the generator received, warm-up included).
+    pub requests_from: String,
+    /// The counts over `requests`; null when there were none.
+    pub per_request: Option<PerRequest>,
+}
+
+/// A cell's anatomy per request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PerRequest {
+    /// Syscalls of every kind; null when perf could not count (`counts.unavailable` says why).
+    pub syscalls: Option<f64>,
+    /// Syscalls by kind (`read`, `write`, `wait`, `epoll_ctl`, `io_uring_enter`, `futex`,
+    /// `accept`, `clone`, `other`); they add up to `syscalls`. Empty when perf could not count.
+    pub by_kind: std::collections::BTreeMap<String, f64>,
+    /// Context switches of the tree, perf's count (exited children included); null without perf.
+    pub context_switches: Option<f64>,
+    /// Voluntary context switches of the live tasks, from /proc.
+    pub voluntary: f64,
+    /// Involuntary context switches of the live tasks, from /proc.
+    pub involuntary: f64,
+    /// User CPU, in microseconds.
+    pub user_us: f64,
+    /// System CPU, in microseconds.
+    pub system_us: f64,
+}
+
+impl CellAnatomy {
+    /// The anatomy of `counts` over `requests` counted by `requests_from`.
+    pub fn new(counts: Anatomy, requests: u64, requests_from: &str) -> CellAnatomy {
+        let per = |n: u64| n as f64 / requests as f64;
+        let per_request = (requests > 0).then(|| PerRequest {
+            syscalls: counts.syscalls.map(per),
+            by_kind: counts
+                .by_kind
+                .iter()
+                .map(|(kind, &n)| (kind.clone(), per(n)))
+                .collect(),
+            context_switches: counts.context_switches.map(per),
+            voluntary: per(counts.voluntary),
+            involuntary: per(counts.involuntary),
+            user_us: counts.user_s * 1e6 / requests as f64,
+            system_us: counts.system_s * 1e6 / requests as f64,
+        });
+        CellAnatomy {
+            counts,
+            requests,
+            requests_from: requests_from.to_string(),
+            per_request,
+        }
+    }
+}
+
+impl PerRequest {
+    /// Syscalls per request of `kind` (one of [`KINDS`] or `other`), when perf counted.
+    pub fn kind(&self, kind: &str) -> Option<f64> {
+        self.syscalls?;
+        Some(self.by_kind.get(kind).copied().unwrap_or(0.0))
+    }
+}
+
+/// The cells the report tells the anatomy of: plaintext's at 64 connections (its middle point
+/// without 64), else the first scenario's first variant that has anatomy. Keep-alive plaintext
+/// is the request with nothing else in it, so its syscalls are the model's loop alone.
+pub fn anatomy_headline(r: &Results) -> Option<(Scenario, &str, Vec<&Cell>)> {
+    let counted = |c: &&Cell| c.status == Status::Ok && c.anatomy.is_some();
+    let scenario = if r
+        .cells
+        .iter()
+        .filter(counted)
+        .any(|c| c.scenario == Scenario::Plaintext)
+    {
+        Scenario::Plaintext
+    } else {
+        r.scenarios
+            .iter()
+            .map(|i| i.name)
+            .find(|&s| r.cells.iter().filter(counted).any(|c| c.scenario == s))?
+    };
+    let mut variants: Vec<&str> = Vec::new();
+    for c in r
+        .cells
+        .iter()
+        .filter(counted)
+        .filter(|c| c.scenario == scenario)
+    {
+        if !variants.contains(&c.variant.as_str()) {
+            variants.push(&c.variant);
+        }
+    }
+    let variant = variants
+        .iter()
+        .find(|v| **v == "c=64")
+        .or_else(|| {
+            let sweep = variants.iter().all(|v| v.starts_with("c="));
+            if sweep {
+                variants.get(variants.len() / 2)
+            } else {
+                variants.first()
+            }
+        })
+        .copied()?;
+    let cells = r
+        .cells
+        .iter()
+        .filter(counted)
+        .filter(|c| c.scenario == scenario && c.variant == variant)
+        .collect();
+    Some((scenario, variant, cells))
+}
+
+/// The kinds of syscall in the order of the tables and charts: [`KINDS`], then `other`.
+pub fn anatomy_kinds() -> Vec<&'static str> {
+    KINDS.iter().map(|(k, _)| *k).chain(["other"]).collect()
 }
 
 /// The figures of a cell's table row, from its main load.

@@ -32,6 +32,10 @@ pub struct ProcStat {
     pub ppid: u32,
     /// CPU time of the process and of the children it reaped, in clock ticks.
     pub cpu_ticks: u64,
+    /// The user-mode part of `cpu_ticks`.
+    pub user_ticks: u64,
+    /// The kernel-mode part of `cpu_ticks`.
+    pub system_ticks: u64,
     /// Threads.
     pub threads: u64,
     /// Resident pages.
@@ -52,9 +56,13 @@ pub fn parse_stat(line: &str) -> Option<ProcStat> {
             .ok()
             .map(|v| v.max(0) as u64)
     };
+    let user_ticks = num(14)? + signed(16)?;
+    let system_ticks = num(15)? + signed(17)?;
     Some(ProcStat {
         ppid: u32::try_from(num(4)?).ok()?,
-        cpu_ticks: num(14)? + num(15)? + signed(16)? + signed(17)?,
+        cpu_ticks: user_ticks + system_ticks,
+        user_ticks,
+        system_ticks,
         threads: num(20)?,
         rss_pages: signed(24)?,
     })
@@ -126,7 +134,7 @@ fn read_pss(pid: u32) -> Option<u64> {
 }
 
 /// `root` and every descendant, with their figures; `None` once `root` is gone.
-fn tree(root: u32) -> Option<Vec<(u32, ProcStat)>> {
+pub fn tree(root: u32) -> Option<Vec<(u32, ProcStat)>> {
     let root_stat = read_stat(root)?;
     let mut children: HashMap<u32, Vec<(u32, ProcStat)>> = HashMap::new();
     if let Ok(dir) = fs::read_dir("/proc") {
@@ -322,6 +330,8 @@ mod tests {
             ProcStat {
                 ppid: 4200,
                 cpu_ticks: 150 + 50 + 7 + 3,
+                user_ticks: 150 + 7,
+                system_ticks: 50 + 3,
                 threads: 9,
                 rss_pages: 321,
             }

@@ -78,6 +78,23 @@ pub fn draw_bars(
     }
 }
 
+/// One bar of a stacked chart: its label and its segments from the bottom up, in the order of
+/// the chart's segment names.
+pub type Stack = (String, Vec<f64>);
+
+pub fn draw_stacked(
+    area: &Area<'_>,
+    title: &str,
+    y_desc: &str,
+    names: &[&str],
+    bars: &[Stack],
+) -> Result<(), String> {
+    match area {
+        Area::Svg(root) => stacked_on(root, title, y_desc, names, bars),
+        Area::Png(root) => stacked_on(root, title, y_desc, names, bars),
+    }
+}
+
 fn colour(style: usize, baseline: bool) -> RGBColor {
     if baseline {
         return RGBColor(0, 0, 0);
@@ -399,6 +416,88 @@ fn bars_on<DB: DrawingBackend>(
             )
         }))
         .map_err(err)?;
+    Ok(())
+}
+
+/// Bars of segments, a colour per segment name (listed in the legend), the total on top.
+fn stacked_on<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    y_desc: &str,
+    names: &[&str],
+    bars: &[Stack],
+) -> Result<(), String> {
+    let (area, legend_area) = frame(root, title)?;
+    let total = |b: &Stack| b.1.iter().sum::<f64>();
+    let hi = bars.iter().map(total).fold(0.0, f64::max).max(0.1) * 1.15;
+    let n = bars.len();
+    let mut chart = ChartBuilder::on(&area)
+        .margin(16)
+        .x_label_area_size(60)
+        .y_label_area_size(70)
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..hi)
+        .map_err(err)?;
+    let name_at = |x: &f64| {
+        let i = x.round();
+        if (x - i).abs() > 1e-6 || i < 0.0 {
+            return String::new();
+        }
+        bars.get(i as usize)
+            .map(|b| b.0.clone())
+            .unwrap_or_default()
+    };
+    let tenth = |v: &f64| format!("{v:.1}");
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n + 1)
+        .x_label_formatter(&name_at)
+        .y_label_formatter(&tenth)
+        .x_desc("model")
+        .y_desc(y_desc)
+        .axis_desc_style(font(18))
+        .label_style(font(15))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(err)?;
+    for (i, (_, segments)) in bars.iter().enumerate() {
+        let x = i as f64;
+        let mut bottom = 0.0;
+        for (k, v) in segments.iter().enumerate() {
+            if *v > 0.0 {
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x - 0.35, bottom), (x + 0.35, bottom + v)],
+                        colour(k, false).filled(),
+                    )))
+                    .map_err(err)?;
+            }
+            bottom += v;
+        }
+    }
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            Text::new(
+                format!("{:.2}", total(b)),
+                (i as f64, total(b) + hi * 0.01),
+                font(15).pos(Pos::new(HPos::Center, VPos::Bottom)),
+            )
+        }))
+        .map_err(err)?;
+    // The legend lists the segments from the top of a bar down, as they are stacked.
+    let mut y = 40;
+    for (k, name) in names.iter().enumerate().rev() {
+        legend_area
+            .draw(&Rectangle::new(
+                [(10, y - 8), (34, y + 8)],
+                colour(k, false).filled(),
+            ))
+            .map_err(err)?;
+        legend_area
+            .draw(&Text::new(name.to_string(), (48, y - 9), font(16)))
+            .map_err(err)?;
+        y += 26;
+    }
     Ok(())
 }
 

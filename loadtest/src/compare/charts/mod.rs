@@ -12,9 +12,9 @@
 mod draw;
 
 use crate::compare::file_name;
-use crate::compare::results::{Cell, Results, Status};
+use crate::compare::results::{anatomy_headline, anatomy_kinds, Cell, Results, Status};
 use crate::compare::scenario::{Crowd, Scenario};
-use draw::{draw_bars, draw_latency, draw_throughput, err, load_font, Area};
+use draw::{draw_bars, draw_latency, draw_stacked, draw_throughput, err, load_font, Area, Stack};
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -31,6 +31,8 @@ pub struct Chart {
     pub svg: String,
     /// The PNG, relative to the results directory, when it could be drawn.
     pub png: Option<String>,
+    /// Whether it belongs to the anatomy section rather than to its scenario's.
+    pub anatomy: bool,
 }
 
 /// The charts of a report, and what kept any from being drawn.
@@ -138,7 +140,45 @@ pub fn render_all(dir: &Path, results: &Results) -> ChartSet {
             Some(Crowd::Slow) | None => {}
         }
     }
+    anatomy_chart(&mut set, &charts_dir, results);
     set
+}
+
+/// The anatomy's stacked bars: syscalls per request of each model, by kind, for the cell the
+/// report's anatomy table shows (plaintext at 64 connections where it ran): one request with
+/// nothing else in it, so each bar is a model's loop alone. Other cells are in results.json.
+fn anatomy_chart(set: &mut ChartSet, charts_dir: &Path, results: &Results) {
+    let Some((scenario, variant, mut cells)) = anatomy_headline(results) else {
+        return;
+    };
+    cells.sort_by_key(|c| crate::compare::markdown::target_order(results, &c.target));
+    let kinds = anatomy_kinds();
+    let bars: Vec<Stack> = cells
+        .iter()
+        .filter_map(|c| {
+            let p = c.anatomy.as_ref()?.per_request.as_ref()?;
+            p.syscalls?;
+            Some((
+                c.target.clone(),
+                kinds.iter().map(|k| p.kind(k).unwrap_or(0.0)).collect(),
+            ))
+        })
+        .collect();
+    if bars.is_empty() {
+        return;
+    }
+    let title = format!(
+        "{scenario} {}: syscalls per request, by kind",
+        variant.replace("c=", "at ")
+            + if variant.starts_with("c=") {
+                " connections"
+            } else {
+                ""
+            }
+    );
+    set.add(charts_dir, scenario, "anatomy", &title, |root| {
+        draw_stacked(root, &title, "syscalls per request", &kinds, &bars)
+    });
 }
 
 /// c10k's bars: server memory per idle connection, by target.
@@ -208,6 +248,7 @@ impl ChartSet {
             title: title.to_string(),
             svg: format!("charts/{base}.svg"),
             png: png.is_ok().then(|| format!("charts/{base}.png")),
+            anatomy: stem == "anatomy",
         });
     }
 }

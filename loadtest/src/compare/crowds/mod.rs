@@ -4,9 +4,12 @@
 pub mod idle;
 pub mod slowloris;
 
+use crate::compare::anatomy::Counting;
 use crate::compare::results::{Cell, IdleFigures, Status};
 use crate::compare::sampling::{self, Sampler};
-use crate::compare::scenario::cell::{finish_cell, load, run_loads, scrape, Endpoint, OnTick};
+use crate::compare::scenario::cell::{
+    finish_cell, load, put_anatomy, run_loads, scrape, start_anatomy, Endpoint, OnTick,
+};
 use crate::compare::scenario::{
     Settings, ACTIVE_CONNECTIONS, NORMAL_RATE, NORMAL_SLOTS, TRICKLE_MS,
 };
@@ -60,6 +63,7 @@ pub fn run_c10k(
             5,
         )?,
     )];
+    let counting = start_anatomy(ep, s);
     let counters_before = scrape(ep);
     let sampler = ep
         .pid
@@ -68,9 +72,18 @@ pub fn run_c10k(
     let usage = sampler.and_then(Sampler::finish);
     let still_open = crowd.still_open();
     drop(crowd);
-    let results = measured?;
+    let results = match measured {
+        Ok(results) => results,
+        Err(e) => {
+            // perf is stopped either way: it must not outlive the cell.
+            counting.map(Counting::finish);
+            return Err(e);
+        }
+    };
     let counters_after = scrape(ep);
+    let counts = counting.map(Counting::finish);
     finish_cell(cell, ep, results, usage, counters_before, counters_after);
+    put_anatomy(cell, counts);
     let per_connection = match (before, with_idle) {
         (Some(b), Some(w)) if idle > 0 => {
             Some((w.rss_bytes as f64 - b.rss_bytes as f64) / idle as f64)
@@ -148,6 +161,7 @@ pub fn run_slowloris(
     let mut normal = load(ep, s, "GET", "/plaintext", &[], NORMAL_SLOTS, true, 2)?;
     normal.rate = Some(NORMAL_RATE);
     // Read the counter before the crowd arrives: a starved server could not answer it after.
+    let counting = start_anatomy(ep, s);
     let counters_before = scrape(ep);
     let crowd = Slowloris::start(
         ep.addr,
@@ -163,11 +177,20 @@ pub fn run_slowloris(
     let measured = run_loads(vec![("main", normal)], interrupted, on_tick);
     let usage = sampler.and_then(Sampler::finish);
     let slow = crowd.stop();
-    let results = measured?;
+    let results = match measured {
+        Ok(results) => results,
+        Err(e) => {
+            // perf is stopped either way: it must not outlive the cell.
+            counting.map(Counting::finish);
+            return Err(e);
+        }
+    };
     // The server needs a moment to notice the crowd has gone before it can answer again.
     std::thread::sleep(Duration::from_millis(100));
     let counters_after = scrape(ep);
+    let counts = counting.map(Counting::finish);
     finish_cell(cell, ep, results, usage, counters_before, counters_after);
+    put_anatomy(cell, counts);
     cell.slow = Some(slow?);
     Ok(())
 }

@@ -48,6 +48,7 @@ pub fn render(r: &Results) -> String {
                 title: p.title.clone(),
                 svg: format!("{}{i}", body::CHART_SCHEME),
                 png: None,
+                anatomy: p.id.ends_with("-anatomy"),
             })
             .collect(),
         problems: Vec::new(),

@@ -1,12 +1,12 @@
 //! The charts of report.html, as data: the same set report.md draws with plotters
 //! (throughput by concurrency for the sweeps, latency by percentile per variant, memory per
-//! idle connection for c10k), each point carrying the words of its tooltip.
+//! idle connection for c10k, syscalls per request for the anatomy), each point carrying the
+//! words of its tooltip.
 
 use crate::compare::file_name as file_part;
-use crate::compare::results::{Cell, Results, Status};
+use crate::compare::results::{anatomy_headline, anatomy_kinds, Cell, Results, Status};
 use crate::compare::scenario::{Crowd, Scenario};
-use crate::format::thousands;
-use crate::format::{format_us, quantile_words};
+use crate::format::{format_us, per_request, quantile_words, thousands};
 
 /// What the y values are, for the axis labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +17,8 @@ pub enum Unit {
     Ms,
     /// KiB.
     Kib,
+    /// Syscalls per request.
+    Syscalls,
 }
 
 /// How the y axis maps values.
@@ -160,7 +162,74 @@ pub fn plots(r: &Results) -> Vec<Plot> {
             Some(Crowd::Slow) | None => {}
         }
     }
+    out.extend(anatomy(r));
     out
+}
+
+/// The anatomy's chart: syscalls per request of each model in the anatomy table's cell. The
+/// PNG stacks each bar by kind; here a bar is the total and its tooltip gives the kinds.
+fn anatomy(r: &Results) -> Option<Plot> {
+    let (scenario, variant, cells) = anatomy_headline(r)?;
+    let kinds = anatomy_kinds();
+    let mut bars: Vec<(String, f64, String)> = cells
+        .iter()
+        .filter_map(|c| {
+            let p = c.anatomy.as_ref()?.per_request.as_ref()?;
+            let total = p.syscalls?;
+            let split: Vec<String> = kinds
+                .iter()
+                .filter_map(|k| Some((k, p.kind(k)?)))
+                .filter(|(_, v)| *v > 0.0)
+                .map(|(k, v)| format!("{k} {}", per_request(v)))
+                .collect();
+            Some((c.target.clone(), total, split.join(", ")))
+        })
+        .collect();
+    if bars.is_empty() {
+        return None;
+    }
+    let at = |name: &str| r.targets.iter().position(|t| t.name == name);
+    bars.sort_by_key(|b| at(&b.0).unwrap_or(usize::MAX));
+    let max = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(0.1);
+    let n = bars.len();
+    let what = variant.replace("c=", "at ")
+        + if variant.starts_with("c=") {
+            " connections"
+        } else {
+            ""
+        };
+    Some(Plot {
+        id: format!("{scenario}-anatomy"),
+        scenario,
+        title: format!("{scenario} {what}: syscalls per request, by kind"),
+        x_label: "model".into(),
+        y_label: "syscalls per request".into(),
+        x_range: (-0.5, n as f64 - 0.5),
+        x_ticks: bars
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as f64, b.0.clone()))
+            .collect(),
+        scale: Scale::Linear { max: max * 1.2 },
+        unit: Unit::Syscalls,
+        shape: Shape::Bars,
+        series: bars
+            .into_iter()
+            .enumerate()
+            .map(|(i, (target, total, split))| Series {
+                points: vec![Point {
+                    x: i as f64,
+                    y: total,
+                    tip: format!(
+                        "{target} · {} syscalls per request: {split}",
+                        per_request(total)
+                    ),
+                    marked: false,
+                }],
+                target,
+            })
+            .collect(),
+    })
 }
 
 /// Targets in the order of `r.targets`, so legends list them alike on every chart.

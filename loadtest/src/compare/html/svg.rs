@@ -165,7 +165,7 @@ fn y_ticks(p: &Plot) -> Vec<(f64, Option<String>)> {
     let label = |v: f64| match p.unit {
         Unit::Rps => short_number(v),
         Unit::Ms => format_ms(v),
-        Unit::Kib => {
+        Unit::Kib | Unit::Syscalls => {
             let s = format!("{v:.2}");
             s.trim_end_matches('0').trim_end_matches('.').to_string()
         }

@@ -2,6 +2,7 @@
 //! its reading in plain words ([`reading`](crate::compare::reading)), the charts; then the check of the
 //! client's counts against the server's own, and the failures with their reasons.
 
+mod anatomy;
 mod table;
 
 use crate::compare::charts::ChartSet;
@@ -10,7 +11,8 @@ use crate::format::{format_us, gib, seconds, thousands};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 pub use table::baseline_rps;
-use table::{table, target_order};
+use table::table;
+pub use table::target_order;
 
 /// The name of the baseline target.
 pub const BASELINE: &str = "nginx";
@@ -50,7 +52,11 @@ pub fn render(r: &Results, charts: &ChartSet) -> String {
         if !reading.is_empty() {
             let _ = writeln!(out, "**Reading.** {}\n", reading.join(" "));
         }
-        for chart in charts.charts.iter().filter(|c| c.scenario == info.name) {
+        for chart in charts
+            .charts
+            .iter()
+            .filter(|c| c.scenario == info.name && !c.anatomy)
+        {
             let _ = writeln!(
                 out,
                 "![{}]({})\n",
@@ -59,6 +65,7 @@ pub fn render(r: &Results, charts: &ChartSet) -> String {
             );
         }
     }
+    out += &anatomy::section(r, charts);
     out += &rounds_section(r);
     out += &counts_section(r);
     out += &failures_section(r);

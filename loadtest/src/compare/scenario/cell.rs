@@ -5,11 +5,19 @@
 //! [`run::measure`], stop sampling, read the counter again. c10k opens its idle connections
 //! and slowloris its slow clients before the counter is read, so that the server's count and
 //! the client's cover the same requests; both close them before the second read.
+//!
+//! The anatomy of the requests ([`anatomy`](crate::compare::anatomy)) is counted from just
+//! before the first read of the counter to just after the second, so that perf's span holds
+//! exactly the requests the server counted (warm-up included: a thread per connection pays its
+//! `clone` when the connection opens, in the warm-up, and that belongs to the anatomy too).
 
 use super::*;
+use crate::compare::anatomy::{Anatomy, Counting};
 use crate::compare::crowds;
 use crate::compare::probe;
-use crate::compare::results::{Cell, Headline, LoadResult, MetricsCheck, ServerFigures, Status};
+use crate::compare::results::{
+    Cell, CellAnatomy, Headline, LoadResult, MetricsCheck, ServerFigures, Status,
+};
 use crate::compare::sampling::{self, Sampler};
 use crate::run::{self, Load, Tick};
 use common::client::{encode_request, Framing, RequestSpec};
@@ -203,16 +211,55 @@ pub fn measure_cell(
     interrupted: &AtomicBool,
     on_tick: OnTick<'_>,
 ) -> Result<(), String> {
+    let counting = start_anatomy(ep, s);
     let before = scrape(ep);
     let sampler = ep
         .pid
         .map(|pid| Sampler::start(pid, s.warmup, s.sample_period));
     let measured = run_loads(loads, interrupted, on_tick);
     let usage = sampler.and_then(Sampler::finish);
-    let results = measured?;
+    let results = match measured {
+        Ok(results) => results,
+        Err(e) => {
+            // perf is stopped either way: it must not outlive the cell.
+            counting.map(Counting::finish);
+            return Err(e);
+        }
+    };
     let after = scrape(ep);
+    let counts = counting.map(Counting::finish);
     finish_cell(cell, ep, results, usage, before, after);
+    put_anatomy(cell, counts);
     Ok(())
+}
+
+/// Starts counting a cell's anatomy, where it is counted: on a server compare started (so its
+/// pid is known), unless `--no-anatomy` turned it off.
+pub fn start_anatomy(ep: &Endpoint, s: &Settings) -> Option<Counting> {
+    if !s.anatomy {
+        return None;
+    }
+    ep.pid.map(Counting::start)
+}
+
+/// Puts the counts in a finished cell, per request over what the server counted through
+/// `/metrics` in the same span, else over the responses the client received.
+pub fn put_anatomy(cell: &mut Cell, counts: Option<Anatomy>) {
+    let Some(counts) = counts else {
+        return;
+    };
+    let server = cell.metrics.as_ref().and_then(|m| m.server_requests);
+    let (requests, from) = match server {
+        Some(n) => (n, "server"),
+        None => (
+            cell.loads
+                .iter()
+                .map(|l| l.report.requests + l.report.warmup_requests)
+                .sum(),
+            "client",
+        ),
+    };
+    cell.anatomy = Some(CellAnatomy::new(counts, requests, from));
 }
 
 /// Runs the loads at the same time (the first on this thread, with the progress display), and

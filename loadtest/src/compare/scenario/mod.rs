@@ -403,6 +403,8 @@ pub struct Settings {
     pub slow_clients: usize,
     /// How often the server's process tree is sampled.
     pub sample_period: Duration,
+    /// Whether each cell's anatomy is counted (perf and /proc); `--no-anatomy` turns it off.
+    pub anatomy: bool,
 }
 
 /// Small settings for tests of scenarios and cells.
@@ -416,6 +418,7 @@ pub fn test_settings() -> Settings {
         idle: 100,
         slow_clients: 10,
         sample_period: Duration::from_millis(100),
+        anatomy: false,
     }
 }
 
