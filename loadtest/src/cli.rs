@@ -159,11 +159,16 @@ pub struct CompareArgs {
     #[arg(long, value_enum, value_name = "nginx")]
     pub baseline: Option<Baseline>,
 
+    /// Also measure every target through a reverse proxy started in front of it (nginx, one
+    /// worker on the server CPUs, keep-alive to the upstream), as `NAME+nginx` beside `NAME`.
+    #[arg(long, value_enum, value_name = "nginx")]
+    pub behind: Option<Behind>,
+
     /// The zoo binary [default: `zoo` next to this program, else on PATH].
     #[arg(long, value_name = "PATH")]
     pub zoo: Option<PathBuf>,
 
-    /// The nginx binary for --baseline [default: /usr/sbin/nginx, else on PATH].
+    /// The nginx binary for --baseline and --behind [default: /usr/sbin/nginx, else on PATH].
     #[arg(long, value_name = "PATH")]
     pub nginx: Option<PathBuf>,
 
@@ -202,6 +207,13 @@ pub struct Numbers(pub Vec<usize>);
 /// The reference server of `--baseline`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Baseline {
+    /// nginx with one worker process.
+    Nginx,
+}
+
+/// The reverse proxy of `--behind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Behind {
     /// nginx with one worker process.
     Nginx,
 }
