@@ -13,6 +13,7 @@
 //! costs per request.
 
 use crate::compare::launch::{NginxSite, Server};
+use crate::compare::results::{Cell, Status};
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -31,6 +32,67 @@ pub fn behind_name(target: &str) -> String {
 pub fn direct_name(name: &str) -> Option<&str> {
     name.strip_suffix(&format!("+{PROXY}"))
         .filter(|n| !n.is_empty())
+}
+
+/// One cell measured direct and behind the proxy.
+#[derive(Debug, Clone, Copy)]
+pub struct Hop<'a> {
+    /// The target as it is.
+    pub direct: &'a Cell,
+    /// The same target, scenario and variant through the proxy.
+    pub behind: &'a Cell,
+}
+
+impl Hop<'_> {
+    /// The direct target's name.
+    pub fn target(&self) -> &str {
+        &self.direct.target
+    }
+
+    /// Whether both were measured.
+    pub fn measured(&self) -> bool {
+        [self.direct, self.behind]
+            .iter()
+            .all(|c| c.status == Status::Ok && c.headline.is_some())
+    }
+
+    /// CPU µs per request the hop adds: the target's and the proxy's together behind it, less
+    /// the target's alone direct.
+    pub fn cpu_us(&self) -> Option<f64> {
+        let cpu = |c: &Cell| c.server.as_ref()?.cpu_us_per_request;
+        Some(cpu(self.behind)? - cpu(self.direct)?)
+    }
+
+    /// The proxy's own CPU µs per request.
+    pub fn proxy_cpu_us(&self) -> Option<f64> {
+        self.behind.proxy.as_ref()?.cpu_us_per_request
+    }
+
+    /// Microseconds the hop adds to the median latency (negative if it took some away).
+    pub fn p50_us(&self) -> Option<i64> {
+        let p50 = |c: &Cell| c.headline.as_ref().map(|h| h.p50_us as i64);
+        Some(p50(self.behind)? - p50(self.direct)?)
+    }
+
+    /// Successful answers over attempts, direct and behind.
+    pub fn success(&self) -> Option<(f64, f64)> {
+        let rate = |c: &Cell| c.headline.as_ref().map(|h| h.success_rate);
+        Some((rate(self.direct)?, rate(self.behind)?))
+    }
+}
+
+/// Every cell with its counterpart behind the proxy, in the order of `cells`.
+pub fn hops(cells: &[Cell]) -> Vec<Hop<'_>> {
+    cells
+        .iter()
+        .filter_map(|behind| {
+            let name = direct_name(&behind.target)?;
+            let direct = cells.iter().find(|c| {
+                c.target == name && c.scenario == behind.scenario && c.variant == behind.variant
+            })?;
+            Some(Hop { direct, behind })
+        })
+        .collect()
 }
 
 /// Starts nginx as the proxy in front of `upstream`.

@@ -2,6 +2,7 @@
 //! its reading in plain words ([`reading`](crate::compare::reading)), the charts; then the check of the
 //! client's counts against the server's own, and the failures with their reasons.
 
+mod behind;
 mod table;
 
 use crate::compare::charts::ChartSet;
@@ -21,7 +22,7 @@ pub fn render(r: &Results, charts: &ChartSet) -> String {
     let models: Vec<&str> = r
         .targets
         .iter()
-        .filter(|t| t.kind != "baseline")
+        .filter(|t| t.kind != "baseline" && t.kind != "behind")
         .map(|t| t.name.as_str())
         .collect();
     let kind = if r.setup.mode == "target" {
@@ -59,6 +60,7 @@ pub fn render(r: &Results, charts: &ChartSet) -> String {
             );
         }
     }
+    out += &behind::section(r);
     out += &rounds_section(r);
     out += &counts_section(r);
     out += &failures_section(r);
