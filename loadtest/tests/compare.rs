@@ -16,7 +16,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::TempDir;
+use support::{zoo, TempDir};
 
 /// The scenarios of this test: one of each kind of load, quick enough for CI.
 const SCENARIOS: [&str; 6] = [
@@ -29,43 +29,6 @@ const SCENARIOS: [&str; 6] = [
 ];
 /// The whole comparison must end well within this (it takes about a minute in a debug build).
 const LIMIT: Duration = Duration::from_secs(240);
-
-/// The target directory of this build (`target/debug` for `target/debug/deps/compare-...`).
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let deps = exe.parent().expect("deps dir");
-    deps.parent().expect("profile dir").to_path_buf()
-}
-
-/// zoo, fresh from this workspace.
-fn zoo() -> PathBuf {
-    if let Some(path) = std::env::var_os("ZOO_BIN") {
-        return PathBuf::from(path);
-    }
-    let dir = profile_dir();
-    let profile = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("debug")
-        .to_string();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "-p", "servers", "--bin", "zoo"]);
-    match profile.as_str() {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        other => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    let status = cmd.status().expect("run cargo build -p servers");
-    assert!(status.success(), "cargo build -p servers --bin zoo failed");
-    let zoo = dir.join("zoo");
-    assert!(zoo.is_file(), "{} was not built", zoo.display());
-    zoo
-}
 
 /// thread and pool, and a third model: whatever else `zoo --list-models` offers, or else a
 /// variant of pool with more threads (a spec compare runs as a model of its own).

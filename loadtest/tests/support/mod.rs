@@ -328,3 +328,41 @@ pub fn loadtest_run(args: &[&str]) -> Run {
     let json = serde_json::from_str(&text).expect("--json is valid JSON");
     Run { output, json }
 }
+
+/// The target directory of this build (`target/debug` for `target/debug/deps/compare-...`).
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let deps = exe.parent().expect("deps dir");
+    deps.parent().expect("profile dir").to_path_buf()
+}
+
+/// zoo, fresh from this workspace: built for this test's profile by `cargo build -p servers`
+/// (a no-op when it is fresh), or `ZOO_BIN`.
+pub fn zoo() -> PathBuf {
+    if let Some(path) = std::env::var_os("ZOO_BIN") {
+        return PathBuf::from(path);
+    }
+    let dir = profile_dir();
+    let profile = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("debug")
+        .to_string();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", "servers", "--bin", "zoo"]);
+    match profile.as_str() {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    let status = cmd.status().expect("run cargo build -p servers");
+    assert!(status.success(), "cargo build -p servers --bin zoo failed");
+    let zoo = dir.join("zoo");
+    assert!(zoo.is_file(), "{} was not built", zoo.display());
+    zoo
+}
