@@ -265,9 +265,11 @@ fn parse_named_target(s: &str) -> Result<(String, Target), String> {
     let valid = !name.is_empty()
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:+".contains(&b));
     if !valid {
-        return Err(format!("'{name}' is not a name (letters, digits, - _ . :)"));
+        return Err(format!(
+            "'{name}' is not a name (letters, digits, - _ . : +)"
+        ));
     }
     Ok((name.to_string(), parse_target(url)?))
 }
