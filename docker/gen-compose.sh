@@ -73,6 +73,8 @@ cat <<EOF
 #   ZOO_SCENARIOS=all, ZOO_COMPARE_ARGS=, ZOO_OUT=docker, ZOO_RESULTS=../results   the comparison
 #   ZOO_UID/ZOO_GID=10001      who writes the report (make docker-compare passes your own ids)
 #   ZOO_HEALTH_INTERVAL=30s    healthcheck period (the first probe comes after one period)
+#   ZOO_PROXY_IMAGE=zoo-nginx:latest   the nginx of profile \`behind\` (NAME-nginx in front of
+#                              each model; docker/compare.sh builds it with ZOO_BEHIND=1)
 
 networks:
   zoo:
@@ -120,6 +122,37 @@ cat <<EOF
       test: ["CMD", "curl", "-fsS", "--max-time", "2", "-o", "/dev/null", "http://127.0.0.1:8080/healthz"]
       # Every probe is a curl run inside the container, on the models' CPUs: with all models up
       # side by side, frequent probes of the idle ones would take time from the measured one.
+      interval: \${ZOO_HEALTH_INTERVAL:-30s}
+      timeout: 3s
+      retries: 5
+      start_period: 20s
+    stop_grace_period: 15s
+
+EOF
+done
+for m in "${models[@]}"; do
+cat <<EOF
+  $m-nginx:
+    # Profile behind: nginx in front of $m, under the same limits on the same CPUs.
+    image: \${ZOO_PROXY_IMAGE:-zoo-nginx:latest}
+    profiles: ["behind"]
+    environment:
+      ZOO_UPSTREAM: $m:8080
+    cpus: \${ZOO_CPUS:-1.0}
+    cpuset: "\${ZOO_SERVER_CPUSET:-1}"
+    mem_limit: \${ZOO_MEM:-512m}
+    memswap_limit: \${ZOO_MEM:-512m}
+    ulimits:
+      nofile:
+        soft: \${ZOO_NOFILE:-20000}
+        hard: \${ZOO_NOFILE:-20000}
+    networks:
+      - zoo
+    depends_on:
+      $m:
+        condition: service_healthy
+    healthcheck:
+      test: ["CMD", "curl", "-fsS", "--max-time", "2", "-o", "/dev/null", "http://127.0.0.1:8080/healthz"]
       interval: \${ZOO_HEALTH_INTERVAL:-30s}
       timeout: 3s
       retries: 5

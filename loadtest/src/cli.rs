@@ -165,11 +165,16 @@ pub struct CompareArgs {
     #[arg(long, value_enum, value_name = "nginx")]
     pub baseline: Option<Baseline>,
 
+    /// Also measure every target through a reverse proxy started in front of it (nginx, one
+    /// worker on the server CPUs, keep-alive to the upstream), as `NAME+nginx` beside `NAME`.
+    #[arg(long, value_enum, value_name = "nginx")]
+    pub behind: Option<Behind>,
+
     /// The zoo binary [default: `zoo` next to this program, else on PATH].
     #[arg(long, value_name = "PATH")]
     pub zoo: Option<PathBuf>,
 
-    /// The nginx binary for --baseline [default: /usr/sbin/nginx, else on PATH].
+    /// The nginx binary for --baseline and --behind [default: /usr/sbin/nginx, else on PATH].
     #[arg(long, value_name = "PATH")]
     pub nginx: Option<PathBuf>,
 
@@ -208,6 +213,13 @@ pub struct Numbers(pub Vec<usize>);
 /// The reference server of `--baseline`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Baseline {
+    /// nginx with one worker process.
+    Nginx,
+}
+
+/// The reverse proxy of `--behind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Behind {
     /// nginx with one worker process.
     Nginx,
 }
@@ -259,9 +271,11 @@ fn parse_named_target(s: &str) -> Result<(String, Target), String> {
     let valid = !name.is_empty()
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:+".contains(&b));
     if !valid {
-        return Err(format!("'{name}' is not a name (letters, digits, - _ . :)"));
+        return Err(format!(
+            "'{name}' is not a name (letters, digits, - _ . : +)"
+        ));
     }
     Ok((name.to_string(), parse_target(url)?))
 }

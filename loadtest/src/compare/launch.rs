@@ -1,5 +1,6 @@
 //! Starting and stopping the servers compare measures: `zoo --model=M` on `127.0.0.1:0` (its
-//! ready line names the address it bound), and nginx as the baseline.
+//! ready line names the address it bound), and nginx as the baseline or as the reverse proxy in
+//! front of a target (`--behind nginx`, its site in [`proxy`](crate::compare::proxy)).
 //!
 //! Each server runs in a process group of its own, on the server CPUs, with its stderr in a log
 //! file of the results directory (a model that fails to start is reported with those lines).
@@ -179,17 +180,23 @@ impl Server {
         }
     }
 
-    /// Starts nginx with one worker, serving the plaintext and json routes like zoo does, on a
-    /// socket bound here and inherited (nginx adopts the sockets named in its `NGINX`
+    /// Starts nginx with one worker, serving `site` (the baseline's own plaintext and json
+    /// routes, or a reverse proxy in front of another server), on a socket bound here and
+    /// inherited (nginx adopts the sockets named in its `NGINX`
     /// environment variable): no port is guessed, and connections wait in the backlog until
     /// nginx accepts them, so the first answer means it is ready.
-    pub fn start_nginx(nginx: &Path, cpus: Option<&[usize]>, log: &Path) -> Result<Server, String> {
+    pub fn start_nginx(
+        nginx: &Path,
+        site: &NginxSite,
+        cpus: Option<&[usize]>,
+        log: &Path,
+    ) -> Result<Server, String> {
         let dir = TempDir::new("nginx")?;
         let listener =
             TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind 127.0.0.1:0: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let conf = dir.0.join("nginx.conf");
-        std::fs::write(&conf, nginx_config(&dir.0, addr))
+        std::fs::write(&conf, nginx_config(&dir.0, addr, site))
             .map_err(|e| format!("write {}: {e}", conf.display()))?;
         let fd = listener.as_raw_fd();
         let args = vec![
@@ -221,7 +228,7 @@ impl Server {
             _dir: Some(dir),
         };
         match crate::compare::probe::get(addr, &addr.to_string(), "/healthz", READY_TIMEOUT) {
-            Ok(answer) if answer.status == 200 => Ok(server),
+            Ok(answer) if site.ready(answer.status) => Ok(server),
             Ok(answer) => {
                 server.kill();
                 Err(server.failure(&format!("answered {} to /healthz", answer.status)))
@@ -351,11 +358,49 @@ fn spawn(cmd: &mut Command, setup: &ChildSetup, log: &Path, stdout: bool) -> Res
         .map_err(|e| format!("cannot run {}: {e}", cmd.get_program().to_string_lossy()))
 }
 
-/// The configuration of the baseline: one worker, no access log, the routes of the plaintext
-/// scenarios, the limits the scenarios need (c10k's idle connections, slowloris' head timeout
-/// equal to zoo's 5 s).
-fn nginx_config(dir: &Path, addr: SocketAddr) -> String {
+/// What an nginx compare starts serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NginxSite {
+    /// The baseline: the routes of the plaintext scenarios, answered by nginx itself.
+    Baseline,
+    /// A reverse proxy in front of the server at this address (`--behind nginx`).
+    Proxy(SocketAddr),
+}
+
+impl NginxSite {
+    /// Whether nginx's answer to `/healthz` means it serves: the baseline answers it itself;
+    /// a proxy passes it on, and any answer but nginx's own "no upstream" ones means the
+    /// upstream was reached (a server without the route answers 404 through it).
+    fn ready(self, status: u16) -> bool {
+        match self {
+            NginxSite::Baseline => status == 200,
+            NginxSite::Proxy(_) => !matches!(status, 502..=504),
+        }
+    }
+
+    /// The `http` block's server (and upstream) lines.
+    fn server_block(self, addr: SocketAddr) -> String {
+        match self {
+            NginxSite::Baseline => format!(
+                r#"    server {{
+        listen {addr};
+        location = /json {{ default_type application/json; return 200 '{{"message":"Hello, World!"}}'; }}
+        location = /healthz {{ default_type text/plain; return 200 "ok"; }}
+        location / {{ default_type text/plain; return 200 "Hello, World!"; }}
+    }}
+"#
+            ),
+            NginxSite::Proxy(upstream) => crate::compare::proxy::server_block(addr, upstream),
+        }
+    }
+}
+
+/// The configuration of compare's nginx: one worker, no access log, the limits the scenarios
+/// need (c10k's idle connections, slowloris' head timeout equal to zoo's 5 s), and the server
+/// block of `site`.
+fn nginx_config(dir: &Path, addr: SocketAddr, site: &NginxSite) -> String {
     let d = dir.display();
+    let server = site.server_block(addr);
     format!(
         r#"daemon off;
 master_process on;
@@ -375,13 +420,7 @@ http {{
     keepalive_timeout 120s;
     client_header_timeout 5s;
     server_tokens off;
-    server {{
-        listen {addr};
-        location = /json {{ default_type application/json; return 200 '{{"message":"Hello, World!"}}'; }}
-        location = /healthz {{ default_type text/plain; return 200 "ok"; }}
-        location / {{ default_type text/plain; return 200 "Hello, World!"; }}
-    }}
-}}
+{server}}}
 "#
     )
 }

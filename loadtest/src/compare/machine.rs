@@ -31,7 +31,7 @@ pub fn find_zoo(given: Option<&Path>) -> Result<PathBuf, String> {
 }
 
 /// nginx: as given, the Debian path, or on PATH.
-pub fn find_nginx(given: Option<&Path>) -> Result<PathBuf, String> {
+pub fn find_nginx(given: Option<&Path>, flag: &str) -> Result<PathBuf, String> {
     if let Some(path) = given {
         return if path.is_file() {
             Ok(path.to_path_buf())
@@ -43,9 +43,10 @@ pub fn find_nginx(given: Option<&Path>) -> Result<PathBuf, String> {
         .chain(on_path("nginx"))
         .find(|p| p.is_file())
         .ok_or_else(|| {
-            "--baseline nginx: nginx is not installed (Debian/Ubuntu: apt-get install \
-             nginx-light) or pass --nginx PATH"
-                .to_string()
+            format!(
+                "{flag}: nginx is not installed (Debian/Ubuntu: apt-get install nginx-light) \
+                 or pass --nginx PATH"
+            )
         })
 }
 

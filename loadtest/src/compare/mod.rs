@@ -2,7 +2,8 @@
 //!
 //! The matrix is targets × scenarios × variants. A target is a zoo model compare starts itself
 //! (`--models`, every name `zoo --list-models` prints by default), a running server
-//! (`--target NAME=URL`, as the docker comparison does), or the nginx baseline. Started servers
+//! (`--target NAME=URL`, as the docker comparison does), or the nginx baseline; with `--behind
+//! nginx` each of them once more through a reverse proxy, as `NAME+nginx`. Started servers
 //! get a fresh process for each scenario, so no scenario inherits another's connections, memory
 //! or damage; they run on the server CPUs, and this process (the generator) on the client CPUs.
 //!
@@ -19,6 +20,7 @@
 //! - [`scenario`]: the catalogue of scenarios; [`scenario::cell`] measures one cell.
 //! - [`crowds`]: c10k's idle connections and slowloris' slow clients.
 //! - [`launch`]: starting and stopping zoo and nginx, pinned, with their stderr kept.
+//! - [`proxy`]: `--behind nginx`, each target measured again through a reverse proxy.
 //! - [`sampling`]: CPU time and memory of a server's whole process tree, from /proc.
 //! - [`probe`]: single requests beside the load: `/metrics`, readiness.
 //! - [`results`]: `results.json` (schema `zoo-compare/1`).
@@ -36,13 +38,14 @@ pub mod markdown;
 pub mod plan;
 pub mod probe;
 pub mod progress;
+pub mod proxy;
 pub mod reading;
 pub mod results;
 pub mod running;
 pub mod sampling;
 pub mod scenario;
 
-use crate::cli::{Baseline, CompareArgs};
+use crate::cli::{Baseline, Behind, CompareArgs};
 use crate::format::format_eta;
 use crate::sys;
 use machine::{find_nginx, find_zoo, machine, timestamp, tool_version};
@@ -78,7 +81,7 @@ pub fn compare(args: &CompareArgs) -> Result<(), Box<dyn Error>> {
         ..Versions::default()
     };
     if let Some(Baseline::Nginx) = args.baseline {
-        let nginx = find_nginx(args.nginx.as_deref())?;
+        let nginx = find_nginx(args.nginx.as_deref(), "--baseline nginx")?;
         versions.nginx = tool_version(&nginx, "-v");
         subjects.push(Subject {
             name: "nginx".to_string(),
@@ -103,6 +106,23 @@ pub fn compare(args: &CompareArgs) -> Result<(), Box<dyn Error>> {
                 });
             }
         }
+    }
+    if let Some(Behind::Nginx) = args.behind {
+        let nginx = find_nginx(args.nginx.as_deref(), "--behind nginx")?;
+        versions.nginx = tool_version(&nginx, "-v");
+        subjects = subjects
+            .into_iter()
+            .flat_map(|s| {
+                let behind = match &s.kind {
+                    Kind::Nginx(_) => None,
+                    kind => Some(Subject {
+                        name: proxy::behind_name(&s.name),
+                        kind: Kind::Behind(Box::new(kind.clone()), nginx.clone()),
+                    }),
+                };
+                std::iter::once(s).chain(behind)
+            })
+            .collect();
     }
     let mut names: Vec<&str> = subjects.iter().map(|s| s.name.as_str()).collect();
     names.sort_unstable();
@@ -170,6 +190,7 @@ pub fn compare(args: &CompareArgs) -> Result<(), Box<dyn Error>> {
             slow_clients: settings.slow_clients,
             zoo: zoo.as_ref().map(|z| z.display().to_string()),
             baseline: args.baseline.map(|_| "nginx".to_string()),
+            behind: args.behind.map(|_| proxy::PROXY.to_string()),
             notes,
             rounds: args.rounds,
             anatomy_off: if !start_mode {

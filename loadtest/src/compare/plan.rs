@@ -44,6 +44,7 @@ pub fn settings(args: &CompareArgs, threads: usize) -> Settings {
 }
 
 /// What compare measures.
+#[derive(Clone)]
 pub enum Kind {
     /// A zoo model, started for each scenario.
     Model(ModelSpec),
@@ -51,6 +52,9 @@ pub enum Kind {
     Running(Target),
     /// nginx, started for each scenario it can serve.
     Nginx(PathBuf),
+    /// A target measured through a reverse proxy (`--behind`): nginx at this path, started in
+    /// front of it for each scenario.
+    Behind(Box<Kind>, PathBuf),
 }
 
 /// A target of the comparison, with its name in the tables.
@@ -119,6 +123,7 @@ pub fn target_info(s: &Subject) -> TargetInfo {
             model: Some(spec.model.clone()),
             args: spec.args.clone(),
             url: None,
+            proxy: None,
         },
         Kind::Running(target) => TargetInfo {
             name: s.name.clone(),
@@ -126,13 +131,24 @@ pub fn target_info(s: &Subject) -> TargetInfo {
             model: None,
             args: Vec::new(),
             url: Some(target.url.clone()),
+            proxy: None,
         },
+        Kind::Behind(direct, nginx) => {
+            let mut info = target_info(&Subject {
+                name: s.name.clone(),
+                kind: (**direct).clone(),
+            });
+            info.kind = "behind".to_string();
+            info.proxy = Some(nginx.display().to_string());
+            info
+        }
         Kind::Nginx(path) => TargetInfo {
             name: s.name.clone(),
             kind: "baseline".to_string(),
             model: None,
             args: vec![path.display().to_string()],
             url: None,
+            proxy: None,
         },
     }
 }

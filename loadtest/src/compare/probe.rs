@@ -100,7 +100,7 @@ pub fn get(
 }
 
 /// The counters of zoo's `/metrics` that compare checks its own counts against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ServerCounters {
     /// `zoo_requests_total`: requests the service answered.
     pub requests: u64,
@@ -109,6 +109,20 @@ pub struct ServerCounters {
     /// `zoo_shed_total`: connections answered 503 over `--max-connections`, outside the
     /// service (so not in `requests`); each is one response to the client.
     pub shed: Option<u64>,
+    /// The server's own cost, from the standard `process_*` series, when it exposes them.
+    pub process: Option<ProcessCounters>,
+    /// When the answer came.
+    pub at: Instant,
+}
+
+/// The Prometheus process collector's series a server reports of itself: what compare reads
+/// of a target it cannot see in /proc (a container, another host).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcessCounters {
+    /// `process_cpu_seconds_total`: user and system CPU time, in seconds.
+    pub cpu_seconds: f64,
+    /// `process_resident_memory_bytes`: resident memory, in bytes.
+    pub resident_bytes: u64,
 }
 
 /// Reads zoo's counters from `/metrics` under `base` (the target's path prefix, "" for none).
@@ -129,7 +143,32 @@ pub fn scrape(
         requests,
         connections: sample(&text, "zoo_connections_total"),
         shed: sample(&text, "zoo_shed_total"),
+        process: process_counters(&text),
+        at: Instant::now(),
     })
+}
+
+/// The `process_*` series of a scrape; `None` unless both CPU time and resident memory are
+/// there.
+pub fn process_counters(text: &str) -> Option<ProcessCounters> {
+    Some(ProcessCounters {
+        cpu_seconds: sample_f64(text, "process_cpu_seconds_total")?,
+        resident_bytes: sample(text, "process_resident_memory_bytes")?,
+    })
+}
+
+/// The value of the sample named `name`, as a finite non-negative number.
+pub fn sample_f64(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (key, value) = line.trim().split_once(char::is_whitespace)?;
+            if key != name {
+                return None;
+            }
+            let v: f64 = value.split_whitespace().next()?.parse().ok()?;
+            (v.is_finite() && v >= 0.0).then_some(v)
+        })
 }
 
 /// The value of the sample named `name` (without labels) in Prometheus text format.
@@ -166,5 +205,24 @@ mod tests {
         assert_eq!(sample(text, "zoo_connections_total"), Some(15));
         assert_eq!(sample(text, "zoo_responses_total"), None, "labelled only");
         assert_eq!(sample(text, "missing"), None);
+    }
+
+    #[test]
+    fn process_series_need_both_cpu_and_memory() {
+        let text = "# TYPE process_cpu_seconds_total counter\n\
+                    process_cpu_seconds_total 12.34\n\
+                    process_resident_memory_bytes 5.24288e6\n\
+                    process_open_fds 9\n";
+        let p = process_counters(text).expect("both series");
+        assert!((p.cpu_seconds - 12.34).abs() < 1e-9);
+        assert_eq!(p.resident_bytes, 5_242_880);
+        assert_eq!(process_counters("process_cpu_seconds_total 1\n"), None);
+        assert_eq!(
+            sample_f64(
+                "process_cpu_seconds_total NaN\n",
+                "process_cpu_seconds_total"
+            ),
+            None
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! Nothing here is canned: a sentence appears only when the figures behind it exist.
 
 use crate::compare::markdown::{capitalise, BASELINE};
+use crate::compare::proxy::{Hop, PROXY};
 use crate::compare::results::{Cell, PerRequest, Status};
 use crate::compare::scenario::Scenario;
 use crate::format::{
@@ -325,6 +326,137 @@ fn slowloris(cells: &[&Cell]) -> Vec<String> {
         ));
     }
     out
+}
+
+/// The "Behind nginx" section: what the hop cost each target per request, where the proxy
+/// changed its throughput, and whether it kept slowloris' normal client served.
+pub fn behind(hops: &[Hop<'_>]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut targets: Vec<&str> = Vec::new();
+    for hop in hops {
+        if !targets.contains(&hop.target()) {
+            targets.push(hop.target());
+        }
+    }
+    // slowloris' normal client sends at a fixed rate and its latency is the crowd's doing:
+    // the cost of the hop is read from the other cells.
+    let costed = |t: &str| -> Vec<&Hop<'_>> {
+        hops.iter()
+            .filter(|h| h.target() == t && h.measured())
+            .filter(|h| h.direct.scenario != Scenario::Slowloris)
+            .collect()
+    };
+    let mut costs = Vec::new();
+    for &t in &targets {
+        let mine = costed(t);
+        let cpu = median(mine.iter().filter_map(|h| h.cpu_us()).collect());
+        let proxy = median(mine.iter().filter_map(|h| h.proxy_cpu_us()).collect());
+        let p50 = median(
+            mine.iter()
+                .filter_map(|h| h.p50_us())
+                .map(|v| v as f64)
+                .collect(),
+        );
+        let mut parts = Vec::new();
+        if let Some(cpu) = cpu {
+            parts.push(match proxy {
+                Some(p) => format!("{cpu:+.1} µs of CPU ({PROXY}'s own {p:.1})"),
+                None => format!("{cpu:+.1} µs of CPU"),
+            });
+        }
+        if let Some(p50) = p50 {
+            let sign = if p50 < 0.0 { "-" } else { "+" };
+            parts.push(format!(
+                "{sign}{} at the median",
+                format_us(p50.abs().round() as u64)
+            ));
+        }
+        if !parts.is_empty() {
+            costs.push(format!("{t} {}", parts.join(" and ")));
+        }
+    }
+    if !costs.is_empty() {
+        out.push(format!(
+            "Per request, the hop through {PROXY} cost (median over the cells): {}.",
+            costs.join("; ")
+        ));
+    }
+    let faster: Vec<String> = hops
+        .iter()
+        .filter(|h| h.measured() && h.direct.scenario != Scenario::Slowloris)
+        .filter_map(|h| {
+            let d = h.direct.headline.as_ref()?.requests_per_s;
+            let b = h.behind.headline.as_ref()?.requests_per_s;
+            (d > 0.0 && b > 1.1 * d).then(|| {
+                format!(
+                    "{} in {} {} ({} → {} req/s)",
+                    h.target(),
+                    h.direct.scenario,
+                    h.direct.variant,
+                    thousands(d),
+                    thousands(b)
+                )
+            })
+        })
+        .collect();
+    if !faster.is_empty() {
+        out.push(format!(
+            "{} raised the throughput of {}.",
+            capitalise(PROXY),
+            faster.join(", ")
+        ));
+    }
+    for h in hops
+        .iter()
+        .filter(|h| h.direct.scenario == Scenario::Slowloris)
+    {
+        let Some((direct, behind)) = h.success() else {
+            continue;
+        };
+        let t = h.target();
+        out.push(match (direct >= 0.99, behind >= 0.99) {
+            (false, true) => format!(
+                "Under slowloris {t} served {} of the normal client's requests direct, {} \
+                 behind {PROXY}: {PROXY} held the slow clients' unfinished heads itself and \
+                 passed on only whole requests.",
+                percent(direct),
+                percent(behind)
+            ),
+            (false, false) => format!(
+                "Under slowloris {t} served {} of the normal client's requests direct and still \
+                 only {} behind {PROXY}: the proxy did not shield it.",
+                percent(direct),
+                percent(behind)
+            ),
+            (true, false) => format!(
+                "Under slowloris {t} served the normal client direct ({}) but only {} behind \
+                 {PROXY}.",
+                percent(direct),
+                percent(behind)
+            ),
+            (true, true) => format!(
+                "Under slowloris {t} served the normal client direct and behind {PROXY} ({} and \
+                 {}).",
+                percent(direct),
+                percent(behind)
+            ),
+        });
+    }
+    out
+}
+
+/// The median of `values`; `None` for none.
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    Some(if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    })
 }
 
 /// The rest (churn, upload): the leader per variant, and what the scenario adds.
@@ -691,6 +823,7 @@ mod tests {
                 ..Headline::default()
             }),
             server: None,
+            proxy: None,
             metrics: None,
             loads: Vec::new(),
             idle: None,
@@ -699,6 +832,102 @@ mod tests {
             rounds_rps: Vec::new(),
             anatomy: None,
         }
+    }
+
+    fn costed(mut c: Cell, scenario: Scenario, success: f64, cpu: f64, proxy: f64) -> Cell {
+        use crate::compare::results::{FigureSource, ServerFigures};
+        use crate::compare::sampling::Usage;
+        c.scenario = scenario;
+        if let Some(h) = c.headline.as_mut() {
+            h.success_rate = success;
+            h.p50_us = h.p99_us / 2;
+        }
+        let figures = |us: f64| ServerFigures {
+            usage: Usage {
+                cpu_s: 1.0,
+                cpu_tick_s: 0.01,
+                wall_s: 1.0,
+                cpu_busy: 1.0,
+                rss_start_kb: 0,
+                rss_end_kb: 0,
+                rss_peak_kb: 0,
+                threads_peak: 0,
+                processes_peak: 0,
+                samples: 2,
+            },
+            cpu_us_per_request: Some(us),
+            source: FigureSource::Proc,
+        };
+        c.server = Some(figures(cpu));
+        c.proxy = (proxy > 0.0).then(|| figures(proxy));
+        c
+    }
+
+    #[test]
+    fn the_behind_reading_says_what_the_hop_cost_and_fixed() {
+        let cells = vec![
+            costed(
+                cell("prefork", "c=1", 5_000.0, 400),
+                Scenario::Plaintext,
+                1.0,
+                80.0,
+                0.0,
+            ),
+            costed(
+                cell("prefork+nginx", "c=1", 4_000.0, 600),
+                Scenario::Plaintext,
+                1.0,
+                200.0,
+                110.0,
+            ),
+            costed(
+                cell("prefork", "slow=100", 0.0, 0),
+                Scenario::Slowloris,
+                0.0,
+                0.0,
+                0.0,
+            ),
+            costed(
+                cell("prefork+nginx", "slow=100", 100.0, 6_000),
+                Scenario::Slowloris,
+                1.0,
+                700.0,
+                500.0,
+            ),
+            costed(
+                cell("epoll", "slow=100", 100.0, 4_000),
+                Scenario::Slowloris,
+                1.0,
+                400.0,
+                0.0,
+            ),
+            costed(
+                cell("epoll+nginx", "slow=100", 100.0, 5_000),
+                Scenario::Slowloris,
+                0.5,
+                400.0,
+                300.0,
+            ),
+        ];
+        let hops = crate::compare::proxy::hops(&cells);
+        assert_eq!(hops.len(), 3, "one hop per behind cell");
+        let text = behind(&hops).join(" ");
+        assert!(
+            text.contains("prefork +120.0 µs of CPU (nginx's own 110.0) and +100us at the median"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Under slowloris prefork served 0% of the normal client's requests \
+                 direct, 100% behind nginx"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("epoll served the normal client direct (100%) but only 50.0% behind"),
+            "{text}"
+        );
+        assert!(!text.contains("raised the throughput"), "{text}");
     }
 
     #[test]

@@ -97,6 +97,9 @@ pub struct Setup {
     pub zoo: Option<String>,
     /// The baseline, if any.
     pub baseline: Option<String>,
+    /// The reverse proxy every target was also measured behind (`--behind`), if any.
+    #[serde(default)]
+    pub behind: Option<String>,
     /// Anything about the setup a reader should know (e.g. no pinning on one CPU).
     pub notes: Vec<String>,
     /// Rounds of every cell (`--rounds`); each cell reported is its median round.
@@ -128,7 +131,8 @@ pub struct ScenarioInfo {
 pub struct TargetInfo {
     /// The name in the tables: the model spec, the `--target` name, or `nginx`.
     pub name: String,
-    /// `model`, `target` or `baseline`.
+    /// `model`, `target`, `baseline`, or `behind` (a target measured through `--behind`'s
+    /// proxy).
     pub kind: String,
     /// The zoo model, for started models.
     pub model: Option<String>,
@@ -136,6 +140,10 @@ pub struct TargetInfo {
     pub args: Vec<String>,
     /// The URL of a running target.
     pub url: Option<String>,
+    /// Behind a proxy (kind `behind`): the proxy's binary; the other fields describe the
+    /// target behind it.
+    #[serde(default)]
+    pub proxy: Option<String>,
 }
 
 /// Whether a cell produced figures.
@@ -171,8 +179,13 @@ pub struct Cell {
     pub server_exit: Option<String>,
     /// The figures of the table.
     pub headline: Option<Headline>,
-    /// The server's CPU and memory during the measured run (started servers only).
+    /// The server's CPU and memory during the measured run: from /proc for started servers,
+    /// from the server's own `process_*` series for a running target that exposes them.
+    /// Behind a proxy (`--behind`), the server's tree and the proxy's, summed.
     pub server: Option<ServerFigures>,
+    /// Behind a proxy: the proxy's own share of `server`.
+    #[serde(default)]
+    pub proxy: Option<ServerFigures>,
     /// The client's counts against the server's own counter.
     pub metrics: Option<MetricsCheck>,
     /// The loads, each with its whole run report.
@@ -213,6 +226,7 @@ impl Cell {
             server_exit: None,
             headline: None,
             server: None,
+            proxy: None,
             metrics: None,
             loads: Vec::new(),
             idle: None,
@@ -376,6 +390,22 @@ pub struct ServerFigures {
     pub usage: Usage,
     /// Server CPU time per response of every load, in microseconds.
     pub cpu_us_per_request: Option<f64>,
+    /// Where the figures come from.
+    #[serde(default)]
+    pub source: FigureSource,
+}
+
+/// Where a cell's CPU and memory figures were read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FigureSource {
+    /// compare sampled the process tree in /proc during the measured run.
+    #[default]
+    Proc,
+    /// The server's own `process_cpu_seconds_total` and `process_resident_memory_bytes`, read
+    /// from its `/metrics` before and after the cell (warm-up included): peaks between the two
+    /// reads are not seen.
+    ProcessSeries,
 }
 
 /// The client's count against zoo's `zoo_requests_total`.

@@ -2,9 +2,10 @@
 //! stop it; a cell cut short by Ctrl-C or a server that died is said in the cell. Rounds of the
 //! same cell are folded into their median here.
 
-use crate::compare::launch::Server;
+use crate::compare::launch::{NginxSite, Server};
 use crate::compare::plan::{Kind, Planned, Subject};
 use crate::compare::progress::Progress;
+use crate::compare::proxy;
 use crate::compare::results::{Cell, Status};
 use crate::compare::scenario::cell::{self, Endpoint};
 use crate::compare::scenario::{Scenario, Settings};
@@ -64,18 +65,9 @@ pub fn run_scenario(
     progress: &mut Progress,
     out: &mut Vec<Cell>,
 ) {
-    let started = match &subject.kind {
-        Kind::Model(spec) => match zoo {
-            Some(zoo) => {
-                Server::start_zoo(zoo, spec, &scenario.server_args(), server_cpus, log).map(Some)
-            }
-            None => Err("no zoo binary".to_string()),
-        },
-        Kind::Nginx(nginx) => Server::start_nginx(nginx, server_cpus, log).map(Some),
-        Kind::Running(_) => Ok(None),
-    };
-    let mut server = match started {
-        Ok(server) => server,
+    let started = start(&subject.kind, scenario, server_cpus, zoo, log);
+    let (mut server, mut proxy) = match started {
+        Ok(servers) => servers,
         Err(reason) => {
             for c in cells {
                 let mut cell = skipped(c, &format!("could not start: {reason}"));
@@ -86,28 +78,7 @@ pub fn run_scenario(
             return;
         }
     };
-    let endpoint = match (&subject.kind, &server) {
-        (Kind::Running(target), _) => match target.resolve() {
-            Ok(addr) => Ok(Endpoint {
-                name: subject.name.clone(),
-                addr,
-                authority: target.authority.clone(),
-                base: target.path.trim_end_matches('/').to_string(),
-                pid: None,
-                zoo: true,
-            }),
-            Err(e) => Err(format!("{}: {e}", target.url)),
-        },
-        (kind, Some(server)) => Ok(Endpoint {
-            name: subject.name.clone(),
-            addr: server.addr,
-            authority: server.addr.to_string(),
-            base: String::new(),
-            pid: Some(server.pid),
-            zoo: matches!(kind, Kind::Model(_)),
-        }),
-        (_, None) => Err("no server".to_string()),
-    };
+    let endpoint = endpoint(subject, server.as_ref(), proxy.as_ref());
     let command = server.as_ref().map(|s| s.command.clone());
     let first = out.len();
     for c in cells {
@@ -117,7 +88,7 @@ pub fn run_scenario(
             out.push(cell);
             continue;
         }
-        let died = server.as_mut().and_then(Server::exited);
+        let died = exited(&mut server, &mut proxy);
         let mut cell = match (&endpoint, died) {
             (_, Some(reason)) => {
                 let mut cell = skipped(c, &reason);
@@ -145,7 +116,7 @@ pub fn run_scenario(
                 if interrupted.load(Ordering::Relaxed) {
                     mark_interrupted(&mut cell);
                 }
-                if let Some(reason) = server.as_mut().and_then(Server::exited) {
+                if let Some(reason) = exited(&mut server, &mut proxy) {
                     cell.status = Status::Failed;
                     cell.reason = Some(match cell.reason.take() {
                         Some(old) => format!("{reason}; {old}"),
@@ -159,14 +130,107 @@ pub fn run_scenario(
         progress.done(c, Some(&cell));
         out.push(cell);
     }
-    if let Some(server) = server {
-        let stopped = server.stop();
-        if !stopped.clean {
-            for cell in &mut out[first..] {
-                cell.server_exit = Some(stopped.how.clone());
+    // The proxy goes first, so the server sees its connections close as in a deployment.
+    let mut unclean = Vec::new();
+    for (what, server) in [("proxy: ", proxy), ("", server)] {
+        if let Some(server) = server {
+            let stopped = server.stop();
+            if !stopped.clean {
+                unclean.push(format!("{what}{}", stopped.how));
             }
         }
     }
+    if !unclean.is_empty() {
+        for cell in &mut out[first..] {
+            cell.server_exit = Some(unclean.join("; "));
+        }
+    }
+}
+
+/// The servers compare starts for `kind`: the server itself (none for a running target) and,
+/// behind a proxy, the proxy in front of it.
+fn start(
+    kind: &Kind,
+    scenario: Scenario,
+    server_cpus: Option<&[usize]>,
+    zoo: Option<&Path>,
+    log: &Path,
+) -> Result<(Option<Server>, Option<Server>), String> {
+    match kind {
+        Kind::Model(spec) => match zoo {
+            Some(zoo) => Server::start_zoo(zoo, spec, &scenario.server_args(), server_cpus, log)
+                .map(|s| (Some(s), None)),
+            None => Err("no zoo binary".to_string()),
+        },
+        Kind::Nginx(nginx) => Server::start_nginx(nginx, &NginxSite::Baseline, server_cpus, log)
+            .map(|s| (Some(s), None)),
+        Kind::Running(_) => Ok((None, None)),
+        Kind::Behind(direct, nginx) => {
+            let (server, _) = start(direct, scenario, server_cpus, zoo, log)?;
+            let upstream = match (&server, &**direct) {
+                (Some(server), _) => server.addr,
+                (None, Kind::Running(target)) => target
+                    .resolve()
+                    .map_err(|e| format!("{}: {e}", target.url))?,
+                (None, _) => return Err("no server to proxy to".to_string()),
+            };
+            let proxy_log = log.with_extension("proxy.log");
+            let proxy = proxy::start_proxy(nginx, upstream, server_cpus, &proxy_log)?;
+            Ok((server, Some(proxy)))
+        }
+    }
+}
+
+/// Where the cells' load goes: the proxy when there is one, else the server or the target.
+fn endpoint(
+    subject: &Subject,
+    server: Option<&Server>,
+    proxy: Option<&Server>,
+) -> Result<Endpoint, String> {
+    let direct = match &subject.kind {
+        Kind::Behind(direct, _) => &**direct,
+        kind => kind,
+    };
+    let mut ep = match (direct, server) {
+        (Kind::Running(target), _) => match target.resolve() {
+            Ok(addr) => Endpoint {
+                name: subject.name.clone(),
+                addr,
+                authority: target.authority.clone(),
+                base: target.path.trim_end_matches('/').to_string(),
+                pid: None,
+                zoo: true,
+                proxy_pid: None,
+            },
+            Err(e) => return Err(format!("{}: {e}", target.url)),
+        },
+        (kind, Some(server)) => Endpoint {
+            name: subject.name.clone(),
+            addr: server.addr,
+            authority: server.addr.to_string(),
+            base: String::new(),
+            pid: Some(server.pid),
+            zoo: matches!(kind, Kind::Model(_)),
+            proxy_pid: None,
+        },
+        (_, None) => return Err("no server".to_string()),
+    };
+    if let Some(proxy) = proxy {
+        ep.addr = proxy.addr;
+        ep.authority = proxy.addr.to_string();
+        ep.proxy_pid = Some(proxy.pid);
+    }
+    Ok(ep)
+}
+
+/// Why the server or its proxy is gone, if one is.
+fn exited(server: &mut Option<Server>, proxy: &mut Option<Server>) -> Option<String> {
+    let server = server.as_mut().and_then(Server::exited);
+    let proxy = proxy
+        .as_mut()
+        .and_then(Server::exited)
+        .map(|why| format!("the proxy {why}"));
+    server.or(proxy)
 }
 
 /// A cell cut short by Ctrl-C: with nothing measured it was skipped; otherwise its figures

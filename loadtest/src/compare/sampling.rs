@@ -16,6 +16,7 @@
 //! the first sample, then one every period for the peak, and the last when it is stopped, once
 //! the tree has settled.
 
+use crate::compare::probe::ProcessCounters;
 use crate::sys;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -197,6 +198,56 @@ pub struct Usage {
     pub samples: u64,
 }
 
+impl Usage {
+    /// The usage of two trees measured over the same run (a server and the proxy in front of
+    /// it): CPU time, memory and counts added, the longer wall time kept.
+    pub fn plus(&self, other: &Usage) -> Usage {
+        let cpu_s = self.cpu_s + other.cpu_s;
+        let wall_s = self.wall_s.max(other.wall_s);
+        Usage {
+            cpu_s,
+            cpu_tick_s: self.cpu_tick_s.max(other.cpu_tick_s),
+            wall_s,
+            cpu_busy: if wall_s > 0.0 { cpu_s / wall_s } else { 0.0 },
+            rss_start_kb: self.rss_start_kb + other.rss_start_kb,
+            rss_end_kb: self.rss_end_kb + other.rss_end_kb,
+            rss_peak_kb: self.rss_peak_kb + other.rss_peak_kb,
+            threads_peak: self.threads_peak + other.threads_peak,
+            processes_peak: self.processes_peak + other.processes_peak,
+            samples: self.samples.min(other.samples),
+        }
+    }
+
+    /// The usage between two readings of a server's own process series: CPU time is the
+    /// difference, memory the two readings (the peak is the larger of them). Threads and
+    /// processes are not in those series and stay 0.
+    pub fn between(
+        before: &ProcessCounters,
+        after: &ProcessCounters,
+        wall: Duration,
+    ) -> Option<Usage> {
+        let cpu_s = after.cpu_seconds - before.cpu_seconds;
+        if cpu_s < 0.0 {
+            // The counter went back: the server restarted between the readings.
+            return None;
+        }
+        let wall_s = wall.as_secs_f64();
+        let (start, end) = (before.resident_bytes / 1024, after.resident_bytes / 1024);
+        Some(Usage {
+            cpu_s,
+            cpu_tick_s: 1.0 / sys::clock_ticks() as f64,
+            wall_s,
+            cpu_busy: if wall_s > 0.0 { cpu_s / wall_s } else { 0.0 },
+            rss_start_kb: start,
+            rss_end_kb: end,
+            rss_peak_kb: start.max(end),
+            threads_peak: 0,
+            processes_peak: 0,
+            samples: 2,
+        })
+    }
+}
+
 /// Samples a process tree on its own thread while a run goes on.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
@@ -239,6 +290,45 @@ impl Sampler {
     pub fn finish(self) -> Option<Usage> {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.join().ok().flatten()
+    }
+}
+
+/// The samplers of one cell: the server's tree and, behind a proxy, the proxy's.
+pub struct Samplers {
+    server: Option<Sampler>,
+    proxy: Option<Sampler>,
+}
+
+/// What [`Samplers`] measured.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    /// The server's tree, when it runs here.
+    pub server: Option<Usage>,
+    /// The proxy's, when there is one.
+    pub proxy: Option<Usage>,
+}
+
+impl Samplers {
+    /// Starts a [`Sampler`] on each root there is.
+    pub fn start(
+        server: Option<u32>,
+        proxy: Option<u32>,
+        delay: Duration,
+        period: Duration,
+    ) -> Samplers {
+        let start = |root: Option<u32>| root.map(|pid| Sampler::start(pid, delay, period));
+        Samplers {
+            server: start(server),
+            proxy: start(proxy),
+        }
+    }
+
+    /// Stops them all and returns what each measured.
+    pub fn finish(self) -> Measured {
+        Measured {
+            server: self.server.and_then(Sampler::finish),
+            proxy: self.proxy.and_then(Sampler::finish),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ pub mod slowloris;
 
 use crate::compare::anatomy::Counting;
 use crate::compare::results::{Cell, IdleFigures, Status};
-use crate::compare::sampling::{self, Sampler};
+use crate::compare::sampling::{self, Samplers};
 use crate::compare::scenario::cell::{
     finish_cell, load, put_anatomy, run_loads, scrape, start_anatomy, Endpoint, OnTick,
 };
@@ -28,8 +28,17 @@ pub fn run_c10k(
 ) -> Result<(), String> {
     let rss = |pid: Option<u32>| pid.and_then(sampling::sample_tree);
     let pss = |pid: Option<u32>| pid.and_then(sampling::pss_tree);
+    // A server not running here reports its own resident memory, when it does.
+    let series = |ep: &Endpoint| {
+        ep.pid
+            .is_none()
+            .then(|| scrape(ep).and_then(Result::ok)?.process)
+            .flatten()
+            .map(|p| p.resident_bytes)
+    };
     let before = rss(ep.pid);
     let pss_before = pss(ep.pid);
+    let series_before = series(ep);
     // Ten thousand connects at 256 in flight take a second or two; a model that holds them up
     // gets a generous bound before it counts as failed.
     let deadline = Duration::from_secs(10) + Duration::from_millis(3 * s.idle as u64);
@@ -48,6 +57,7 @@ pub fn run_c10k(
     std::thread::sleep(Duration::from_millis(200));
     let with_idle = rss(ep.pid);
     let pss_with_idle = pss(ep.pid);
+    let series_with_idle = series(ep);
     let opened = crowd.stats().clone();
     let idle = opened.idle;
     let loads = vec![(
@@ -65,11 +75,9 @@ pub fn run_c10k(
     )];
     let counting = start_anatomy(ep, s);
     let counters_before = scrape(ep);
-    let sampler = ep
-        .pid
-        .map(|pid| Sampler::start(pid, s.warmup, s.sample_period));
+    let sampler = Samplers::start(ep.pid, ep.proxy_pid, s.warmup, s.sample_period);
     let measured = run_loads(loads, interrupted, on_tick);
-    let usage = sampler.and_then(Sampler::finish);
+    let usage = sampler.finish();
     let still_open = crowd.still_open();
     drop(crowd);
     let results = match measured {
@@ -84,10 +92,10 @@ pub fn run_c10k(
     let counts = counting.map(Counting::finish);
     finish_cell(cell, ep, results, usage, counters_before, counters_after);
     put_anatomy(cell, counts);
-    let per_connection = match (before, with_idle) {
-        (Some(b), Some(w)) if idle > 0 => {
-            Some((w.rss_bytes as f64 - b.rss_bytes as f64) / idle as f64)
-        }
+    let rss_before = before.map(|b| b.rss_bytes).or(series_before);
+    let rss_with_idle = with_idle.map(|w| w.rss_bytes).or(series_with_idle);
+    let per_connection = match (rss_before, rss_with_idle) {
+        (Some(b), Some(w)) if idle > 0 => Some((w as f64 - b as f64) / idle as f64),
         _ => None,
     };
     let pss_per_connection = match (pss_before, pss_with_idle) {
@@ -95,8 +103,8 @@ pub fn run_c10k(
         _ => None,
     };
     cell.idle = Some(IdleFigures {
-        rss_before_kb: before.map(|b| b.rss_bytes / 1024),
-        rss_with_idle_kb: with_idle.map(|w| w.rss_bytes / 1024),
+        rss_before_kb: rss_before.map(|b| b / 1024),
+        rss_with_idle_kb: rss_with_idle.map(|w| w / 1024),
         rss_per_connection_bytes: per_connection,
         pss_before_kb: pss_before.map(|b| b / 1024),
         pss_with_idle_kb: pss_with_idle.map(|w| w / 1024),
@@ -171,11 +179,9 @@ pub fn run_slowloris(
         Duration::from_millis(TRICKLE_MS),
     );
     crowd.wait_connected(s.slow_clients as u64, Duration::from_secs(3));
-    let sampler = ep
-        .pid
-        .map(|pid| Sampler::start(pid, s.warmup, s.sample_period));
+    let sampler = Samplers::start(ep.pid, ep.proxy_pid, s.warmup, s.sample_period);
     let measured = run_loads(vec![("main", normal)], interrupted, on_tick);
-    let usage = sampler.and_then(Sampler::finish);
+    let usage = sampler.finish();
     let slow = crowd.stop();
     let results = match measured {
         Ok(results) => results,

@@ -225,6 +225,7 @@ mod tests {
             model: model.map(str::to_string),
             args: Vec::new(),
             url: None,
+            proxy: None,
         }
     }
 

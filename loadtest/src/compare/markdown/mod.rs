@@ -3,6 +3,7 @@
 //! client's counts against the server's own, and the failures with their reasons.
 
 mod anatomy;
+mod behind;
 mod table;
 
 use crate::compare::charts::ChartSet;
@@ -23,7 +24,7 @@ pub fn render(r: &Results, charts: &ChartSet) -> String {
     let models: Vec<&str> = r
         .targets
         .iter()
-        .filter(|t| t.kind != "baseline")
+        .filter(|t| t.kind != "baseline" && t.kind != "behind")
         .map(|t| t.name.as_str())
         .collect();
     let kind = if r.setup.mode == "target" {
@@ -66,6 +67,7 @@ pub fn render(r: &Results, charts: &ChartSet) -> String {
         }
     }
     out += &anatomy::section(r, charts);
+    out += &behind::section(r);
     out += &rounds_section(r);
     out += &counts_section(r);
     out += &failures_section(r);

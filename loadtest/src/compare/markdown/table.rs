@@ -2,7 +2,7 @@
 //! nginx, the `/metrics` check) and the extra ones its [`Columns`] ask for.
 
 use super::{server_answered, BASELINE};
-use crate::compare::results::{Cell, IdleFigures, Results, Status};
+use crate::compare::results::{Cell, FigureSource, IdleFigures, Results, Status};
 use crate::compare::scenario::{Columns, Scenario};
 use crate::format::{format_us, kib, mib, percent, ratio, thousands};
 use std::fmt::Write as _;
@@ -69,6 +69,7 @@ pub fn table(scenario: Scenario, cells: &[&Cell], r: &Results) -> String {
         .collect();
     let _ = writeln!(out, "|{}|", aligns.join("|"));
     let mut notes: Vec<String> = Vec::new();
+    let mut from_series = false;
     for c in rows {
         let mut row: Vec<String> = vec![if c.target == BASELINE {
             format!("{} (baseline)", c.target)
@@ -160,8 +161,12 @@ pub fn table(scenario: Scenario, cells: &[&Cell], r: &Results) -> String {
             Columns::None => {}
         }
         let server = c.server.as_ref();
-        row.push(server.map_or("—".into(), cpu_cell));
-        row.push(server.map_or("—".into(), |s| mib(s.usage.rss_peak_kb)));
+        let from = server.map_or("", |s| source_mark(s.source));
+        from_series |= !from.is_empty();
+        row.push(server.map_or("—".into(), |s| format!("{}{from}", cpu_cell(s))));
+        row.push(server.map_or("—".into(), |s| {
+            format!("{}{from}", mib(s.usage.rss_peak_kb))
+        }));
         if has_baseline {
             row.push(match (h, baseline_rps(cells, &c.variant)) {
                 (Some(h), Some(base)) if base > 0.0 && c.status == Status::Ok => {
@@ -184,6 +189,9 @@ pub fn table(scenario: Scenario, cells: &[&Cell], r: &Results) -> String {
         let _ = writeln!(out, "| {} |", row.join(" | "));
     }
     out += "\n";
+    if from_series {
+        let _ = writeln!(out, "{SERIES_NOTE}\n");
+    }
     for (i, note) in notes.iter().enumerate() {
         let _ = writeln!(out, "[{}] {}  ", i + 1, note.replace('|', "\\|"));
     }
@@ -193,11 +201,28 @@ pub fn table(scenario: Scenario, cells: &[&Cell], r: &Results) -> String {
     out
 }
 
+/// The mark of a figure the server reported of itself.
+pub const SERIES_MARK: &str = "ˢ";
+
+/// The line under a table with figures marked [`SERIES_MARK`].
+pub const SERIES_NOTE: &str = "ˢ from the server's own process_* series \
+    (`process_cpu_seconds_total`, `process_resident_memory_bytes` on its /metrics), read before \
+    and after the cell: CPU µs/req spans every response, warm-up included, and RSS is the larger \
+    of the two readings.";
+
+/// [`SERIES_MARK`] for figures from the process series, nothing for figures from /proc.
+pub fn source_mark(source: FigureSource) -> &'static str {
+    match source {
+        FigureSource::ProcessSeries => SERIES_MARK,
+        FigureSource::Proc => "",
+    }
+}
+
 /// Ticks below which a CPU time is marked as rough.
 const ROUGH_TICKS: f64 = 20.0;
 
 /// CPU µs per request, marked `~` when it rests on a few of the kernel's 10 ms ticks.
-fn cpu_cell(s: &crate::compare::results::ServerFigures) -> String {
+pub fn cpu_cell(s: &crate::compare::results::ServerFigures) -> String {
     let Some(v) = s.cpu_us_per_request else {
         return "—".into();
     };

@@ -16,9 +16,9 @@ use crate::compare::anatomy::{Anatomy, Counting};
 use crate::compare::crowds;
 use crate::compare::probe;
 use crate::compare::results::{
-    Cell, CellAnatomy, Headline, LoadResult, MetricsCheck, ServerFigures, Status,
+    Cell, CellAnatomy, FigureSource, Headline, LoadResult, MetricsCheck, ServerFigures, Status,
 };
-use crate::compare::sampling::{self, Sampler};
+use crate::compare::sampling::{Measured, Samplers, Usage};
 use crate::run::{self, Load, Tick};
 use common::client::{encode_request, Framing, RequestSpec};
 use std::net::SocketAddr;
@@ -39,6 +39,9 @@ pub struct Endpoint {
     pub pid: Option<u32>,
     /// Whether it is zoo (it has `/metrics`).
     pub zoo: bool,
+    /// The root of the reverse proxy's process tree, when the load goes through one
+    /// (`--behind`): `addr` is then the proxy's.
+    pub proxy_pid: Option<u32>,
 }
 
 impl Endpoint {
@@ -213,11 +216,9 @@ pub fn measure_cell(
 ) -> Result<(), String> {
     let counting = start_anatomy(ep, s);
     let before = scrape(ep);
-    let sampler = ep
-        .pid
-        .map(|pid| Sampler::start(pid, s.warmup, s.sample_period));
+    let sampler = Samplers::start(ep.pid, ep.proxy_pid, s.warmup, s.sample_period);
     let measured = run_loads(loads, interrupted, on_tick);
-    let usage = sampler.and_then(Sampler::finish);
+    let usage = sampler.finish();
     let results = match measured {
         Ok(results) => results,
         Err(e) => {
@@ -316,7 +317,7 @@ pub fn finish_cell(
     cell: &mut Cell,
     ep: &Endpoint,
     loads: Vec<LoadResult>,
-    usage: Option<sampling::Usage>,
+    usage: Measured,
     before: Option<Result<probe::ServerCounters, String>>,
     after: Option<Result<probe::ServerCounters, String>>,
 ) {
@@ -330,10 +331,36 @@ pub fn finish_cell(
         .map(|l| l.report.errors.total + l.report.warmup_errors)
         .sum();
     cell.headline = loads.first().map(|l| headline(&l.report));
-    cell.server = usage.map(|usage| ServerFigures {
-        cpu_us_per_request: (measured > 0).then(|| usage.cpu_s * 1e6 / measured as f64),
+    let figures = |usage: Usage, count: u64, source| ServerFigures {
+        cpu_us_per_request: (count > 0).then(|| usage.cpu_s * 1e6 / count as f64),
         usage,
-    });
+        source,
+    };
+    // Sampled here when the server runs here; else its own process series, read with the
+    // counters before and after the whole cell, so over every response, warm-up included.
+    let own = match (&usage.server, &before, &after) {
+        (Some(u), _, _) => Some(figures(u.clone(), measured, FigureSource::Proc)),
+        (None, Some(Ok(b)), Some(Ok(a))) => match (&b.process, &a.process) {
+            (Some(pb), Some(pa)) => Usage::between(pb, pa, a.at.duration_since(b.at))
+                .map(|u| figures(u, client_responses, FigureSource::ProcessSeries)),
+            _ => None,
+        },
+        _ => None,
+    };
+    cell.proxy = usage
+        .proxy
+        .map(|u| figures(u, measured, FigureSource::Proc));
+    cell.server = match (own, &cell.proxy) {
+        (Some(own), Some(proxy)) => Some(ServerFigures {
+            usage: own.usage.plus(&proxy.usage),
+            cpu_us_per_request: own
+                .cpu_us_per_request
+                .zip(proxy.cpu_us_per_request)
+                .map(|(a, b)| a + b),
+            source: own.source,
+        }),
+        (own, _) => own,
+    };
     // A running target is not ours alone: its orchestrator's health checks (docker's
     // HEALTHCHECK hits /healthz) are counted too. Allow one such request per second of the cell.
     let others = match ep.pid {
@@ -534,6 +561,8 @@ mod tests {
             requests,
             connections: None,
             shed: None,
+            process: None,
+            at: std::time::Instant::now(),
         })
     }
 
@@ -570,6 +599,8 @@ mod tests {
                 requests,
                 connections: None,
                 shed: Some(shed),
+                process: None,
+                at: std::time::Instant::now(),
             })
         };
         let c = check_counts(50, 0, shed(100, 5), shed(141, 15));
@@ -596,6 +627,7 @@ mod tests {
             base: String::new(),
             pid: None,
             zoo: true,
+            proxy_pid: None,
         };
         let s = settings();
         let depth = |scenario| {
