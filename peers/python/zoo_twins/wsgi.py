@@ -77,7 +77,8 @@ class Twin(BaseApplication):
             "bind": [f"fd://{self.sock.fileno()}"],
             "worker_class": self.worker,
             "workers": self.workers,
-            "threads": self.threads,
+            # gunicorn turns a sync worker with threads into gthread: only gthread gets them.
+            "threads": self.threads if self.worker == "gthread" else 1,
             # zoo's keep-alive timeout and connection limit.
             "keepalive": 5,
             "worker_connections": 10_000,
