@@ -64,10 +64,10 @@ def main() -> int:
         return 0
     if args.name is None:
         parser.error("name the twin to start (one of: " + ", ".join(names) + ")")
-    options = next(t["options"] for t in TWINS if t["name"] == args.name)
+    twin = next(t for t in TWINS if t["name"] == args.name)
     for flag in ("workers", "threads"):
-        if getattr(args, flag) is not None and flag not in options:
-            parser.error(f"--{flag} does not apply to {args.name}: it runs one process and one thread of its own")
+        if getattr(args, flag) is not None and flag not in twin["options"]:
+            parser.error(f"--{flag} does not apply to {args.name} ({twin['server']})")
 
     from zoo_twins import listen
 
