@@ -87,6 +87,9 @@ class Twin(BaseApplication):
             "loglevel": "warning",
             "post_worker_init": self._worker_ready,
             "proc_name": self.name,
+            # gunicorn's control socket (for gunicornc) lives in $HOME, which a container's user
+            # may not have; the twins are driven by signals alone.
+            "control_socket_disable": True,
         }
         for key, value in settings.items():
             self.cfg.set(key, value)
