@@ -14,6 +14,7 @@ help:
 	@echo "make compare / compare-quick                every model through every scenario: results/<time>/"
 	@echo "make bench                                  plaintext (and pipelined) at 64 connections and c10k, with nginx ratios"
 	@echo "make bench-c10k / soak / fuzz               idle-connection RSS, 1M-request soak, fuzz the core"
+	@echo "make twins / twins-test                     the Python originals in peers/python/.venv, and their tests"
 	@echo "make docker-build / docker-compare / docker-test / docker-clean"
 	@echo "make swarm-compare / swarm-test                 models and N generator replicas on a Docker Swarm"
 
@@ -125,3 +126,24 @@ bench: build
 bench-loadgen:
 	$(CARGO) build --release -p loadtest
 	LOADTEST=target/release/loadtest loadtest/bench-loadgen.sh
+
+# --- the Python originals the models mirror (peers/python/README.md) -------------------------
+# twins makes peers/python/.venv and installs the pinned requirements into it; twins-test starts
+# every twin and a debug zoo (built here) and holds them to one table of answers.
+PYTHON ?= python3
+TWINS_VENV := peers/python/.venv
+
+.PHONY: twins twins-test
+
+twins: $(TWINS_VENV)/.installed
+
+$(TWINS_VENV)/.installed: peers/python/requirements.txt
+	@echo "twins: installing peers/python/requirements.txt into $(TWINS_VENV) with $$($(PYTHON) --version)"
+	$(PYTHON) -m venv $(TWINS_VENV)
+	$(TWINS_VENV)/bin/pip install --quiet --disable-pip-version-check --only-binary=:all: -r peers/python/requirements.txt
+	@touch $@
+	@echo "twins: ready; run one with $(TWINS_VENV)/bin/python peers/python/run.py --list"
+
+twins-test: twins
+	$(CARGO) build -p servers
+	cd peers/python && .venv/bin/python -m unittest discover -s tests -v

@@ -4,9 +4,9 @@
 # The report lands in results/docker-<UTC time>/ (results.json, report.md, charts).
 #
 # Variables: DOCKER_PATH (local|registry, default local), ZOO_SKIP_BUILD=1 (use the image as it
-# is), ZOO_SCENARIOS (all), ZOO_COMPARE_ARGS (e.g. --quick), ZOO_BEHIND=1 (also measure each
-# model through its NAME-nginx proxy of the compose profile `behind`, as NAME+nginx), and the
-# limits of
+# is), ZOO_TWINS=1 (the Python originals too, from docker/build-twins.sh), ZOO_SCENARIOS (all),
+# ZOO_COMPARE_ARGS (e.g. --quick), ZOO_BEHIND=1 (also measure each model through its NAME-nginx
+# proxy of the compose profile `behind`, as NAME+nginx), and the limits of
 # docker/docker-compose.yml (ZOO_CPUS, ZOO_MEM, ZOO_SERVER_CPUSET, ZOO_CLIENT_CPUSET, ...).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -22,6 +22,12 @@ has_compare || die "the image's loadtest has no 'compare --target' yet (issue 7)
 project=zoo
 file="$ZOO_DOCKER_DIR/docker-compose.yml"
 mapfile -t models < <(image_models)
+if [ "${ZOO_TWINS:-0}" = 1 ]; then
+    # The Python originals join under the same limits (docker/README.md, "The Python originals").
+    [ "${ZOO_SKIP_BUILD:-0}" = 1 ] || "$ZOO_DOCKER_DIR/build-twins.sh"
+    mapfile -t -O "${#models[@]}" models < <(python3 -c 'import json, sys
+for t in json.load(open(sys.argv[1]))["twins"]: print(t["name"])' "$ZOO_ROOT/peers/python/twins.json")
+fi
 export ZOO_OUT="${ZOO_OUT:-docker-$(date -u +%Y%m%dT%H%M%SZ)}"
 export ZOO_RESULTS="${ZOO_RESULTS:-$ZOO_ROOT/results}"
 export ZOO_UID="${ZOO_UID:-$(id -u)}" ZOO_GID="${ZOO_GID:-$(id -g)}"
