@@ -154,7 +154,7 @@ cat <<EOF
 EOF
 server_health
 done
-for m in "${models[@]}"; do
+for m in "${targets[@]}"; do
 cat <<EOF
   $m-nginx:
     # Profile behind: nginx in front of $m, under the same limits on the same CPUs.
