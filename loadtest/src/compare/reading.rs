@@ -763,8 +763,11 @@ pub fn anatomy(cells: &[&Cell]) -> Vec<String> {
         }
         out.push(s + ": its reads and writes ride in the ring, several per enter.");
     }
+    // Only a multiplexer's wait hands back several connections; a blocking model's poll (if
+    // any) is one connection's.
     let waits: Vec<(&str, f64)> = counted
         .iter()
+        .filter(|(n, _, _)| family(n) == Some("event loops"))
         .filter_map(|(n, p, _)| Some((*n, p.kind("wait")?)))
         .filter(|(_, w)| *w > 0.0)
         .collect();
