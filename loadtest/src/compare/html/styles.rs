@@ -226,6 +226,7 @@ mod tests {
             args: Vec::new(),
             url: None,
             proxy: None,
+            mirrors: Vec::new(),
         }
     }
 

@@ -107,6 +107,7 @@ fn preamble(r: &Results) -> String {
     let mut versions = vec![format!("loadtest {}", r.versions.loadtest)];
     versions.extend(r.versions.zoo.clone());
     versions.extend(r.versions.nginx.clone());
+    versions.extend(r.versions.python.clone());
     let _ = writeln!(out, "Versions: {}.  ", versions.join(", "));
     let pin = |cpus: &Option<Vec<usize>>| match cpus {
         Some(c) => format!("CPU {}", cpu_list(c)),
