@@ -4,6 +4,7 @@
 
 mod anatomy;
 mod behind;
+mod mirrors;
 mod table;
 
 use crate::compare::charts::ChartSet;
@@ -67,6 +68,7 @@ pub fn render(r: &Results, charts: &ChartSet) -> String {
         }
     }
     out += &anatomy::section(r, charts);
+    out += &mirrors::section(r);
     out += &behind::section(r);
     out += &rounds_section(r);
     out += &counts_section(r);
