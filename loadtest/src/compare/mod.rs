@@ -28,6 +28,7 @@
 //! - [`markdown`]: `report.md`: the setup, a table per scenario, the checks and failures.
 //! - [`reading`]: the plain-words reading of each table, computed from its figures.
 //! - [`charts`]: SVG and PNG charts with plotters.
+//! - [`palette`]: the series colours both the charts and report.html use.
 
 pub mod anatomy;
 pub mod charts;
@@ -36,6 +37,7 @@ pub mod html;
 pub mod launch;
 pub mod machine;
 pub mod markdown;
+pub mod palette;
 pub mod plan;
 pub mod probe;
 pub mod progress;
