@@ -124,6 +124,9 @@ pub fn verdict(scenario: Scenario, m: &Cell, o: &Cell) -> String {
     let (Some(mr), Some(or)) = (rps(m), rps(o)) else {
         return format!("one of `{mn}` and `{on}` has no figures here (see the failures).");
     };
+    if m.status == Status::Failed && o.status == Status::Failed {
+        return format!("both `{mn}` and `{on}` fail here (see the failures): they break alike.");
+    }
     match scenario {
         Scenario::BlockingCall => {
             let serial = 1000.0 / BLOCK_MS as f64;
