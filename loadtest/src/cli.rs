@@ -118,7 +118,8 @@ pub struct MergeArgs {
 #[derive(Debug, Args)]
 pub struct CompareArgs {
     /// Models to start, comma-separated, each NAME or NAME:key=value:... (tokio:threads=1
-    /// passes --threads 1); `all` is every model `zoo --list-models` prints.
+    /// passes --threads 1); `all` is every model `zoo --list-models` prints. A name starting
+    /// `py-` is a Python original from peers/python/twins.json (py-gunicorn-sync:workers=2).
     #[arg(
         long,
         default_value = "all",
@@ -169,6 +170,16 @@ pub struct CompareArgs {
     /// worker on the server CPUs, keep-alive to the upstream), as `NAME+nginx` beside `NAME`.
     #[arg(long, value_enum, value_name = "nginx")]
     pub behind: Option<Behind>,
+
+    /// Also run the Python original of every selected model (twins.json's mirrors), with the
+    /// model's --workers/--threads where the original takes them.
+    #[arg(long, conflicts_with = "targets")]
+    pub twins: bool,
+
+    /// The virtualenv that runs the Python originals [default: $ZOO_TWINS_VENV, else
+    /// peers/python/.venv, made by `make twins`].
+    #[arg(long, value_name = "DIR", conflicts_with = "targets")]
+    pub twins_venv: Option<PathBuf>,
 
     /// The zoo binary [default: `zoo` next to this program, else on PATH].
     #[arg(long, value_name = "PATH")]

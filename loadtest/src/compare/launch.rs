@@ -1,5 +1,6 @@
 //! Starting and stopping the servers compare measures: `zoo --model=M` on `127.0.0.1:0` (its
-//! ready line names the address it bound), and nginx as the baseline or as the reverse proxy in
+//! ready line names the address it bound), the Python originals the same way (`run.py`, with
+//! the virtualenv's python), and nginx as the baseline or as the reverse proxy in
 //! front of a target (`--behind nginx`, its site in [`proxy`](crate::compare::proxy)).
 //!
 //! Each server runs in a process group of its own, on the server CPUs, with its stderr in a log
@@ -7,6 +8,7 @@
 //! Stopping is SIGTERM and a wait for the graceful exit; a server still there after its grace
 //! gets SIGKILL, its whole group with it.
 
+use crate::compare::twins::{self, TwinSpec};
 use crate::sys::{self, ChildSetup};
 use common::ready::ReadyLine;
 use std::fs::File;
@@ -127,6 +129,51 @@ impl Server {
         cmd.args(&args);
         let mut command = vec![zoo.display().to_string()];
         command.extend(args);
+        let ready =
+            |line: &str| ReadyLine::parse(line).map(|r| (r.addr, r.note.trim().to_string()));
+        Server::start_with_ready_line(cmd, command, cpus, log, &ready)
+    }
+
+    /// Starts a Python original (`peers/python/run.py NAME --listen 127.0.0.1:0 ...`) with the
+    /// virtualenv's python, from its folder: the same path as zoo's, its own ready line read,
+    /// then `/healthz` asked, since the twin's framework may print before it answers.
+    pub fn start_twin(
+        spec: &TwinSpec,
+        extra: &[String],
+        cpus: Option<&[usize]>,
+        log: &Path,
+    ) -> Result<Server, String> {
+        let args = spec.args(extra);
+        let mut cmd = Command::new(&spec.python);
+        cmd.args(&args).current_dir(&spec.dir);
+        let mut command = vec![spec.python.display().to_string()];
+        command.extend(args);
+        let name = spec.twin.name.clone();
+        let ready = move |line: &str| twins::ready_addr(line, &name).map(|a| (a, String::new()));
+        let mut server = Server::start_with_ready_line(cmd, command, cpus, log, &ready)?;
+        let addr = server.addr;
+        match crate::compare::probe::get(addr, &addr.to_string(), "/healthz", READY_TIMEOUT) {
+            Ok(answer) if answer.status == 200 => Ok(server),
+            Ok(answer) => {
+                server.kill();
+                Err(server.failure(&format!("answered {} to /healthz", answer.status)))
+            }
+            Err(e) => {
+                server.kill();
+                Err(server.failure(&format!("did not answer /healthz: {e}")))
+            }
+        }
+    }
+
+    /// Spawns `cmd` in its own group on `cpus`, its stderr in `log`, and waits for the first
+    /// line of its stdout, which `ready` must read as the bound address (and a note).
+    fn start_with_ready_line(
+        mut cmd: Command,
+        command: Vec<String>,
+        cpus: Option<&[usize]>,
+        log: &Path,
+        ready: &dyn Fn(&str) -> Option<(SocketAddr, String)>,
+    ) -> Result<Server, String> {
         let setup = ChildSetup {
             cpus: cpus.map(<[usize]>::to_vec),
             keep_fd: None,
@@ -136,7 +183,8 @@ impl Server {
         let Some(stdout) = child.stdout.take() else {
             return Err("no stdout pipe".to_string());
         };
-        // A thread reads the ready line, then keeps draining stdout so zoo never blocks on it.
+        // A thread reads the ready line, then keeps draining stdout so the server never blocks
+        // on it.
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
@@ -167,10 +215,10 @@ impl Server {
                 )));
             }
         };
-        match ReadyLine::parse(&line) {
-            Some(ready) => {
-                server.addr = ready.addr;
-                server.note = ready.note.trim().to_string();
+        match ready(&line) {
+            Some((addr, note)) => {
+                server.addr = addr;
+                server.note = note;
                 Ok(server)
             }
             None => {

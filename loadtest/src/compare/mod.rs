@@ -20,6 +20,7 @@
 //! - [`scenario`]: the catalogue of scenarios; [`scenario::cell`] measures one cell.
 //! - [`crowds`]: c10k's idle connections and slowloris' slow clients.
 //! - [`launch`]: starting and stopping zoo and nginx, pinned, with their stderr kept.
+//! - [`twins`]: the Python originals of peers/python, started like models (`--twins`).
 //! - [`proxy`]: `--behind nginx`, each target measured again through a reverse proxy.
 //! - [`sampling`]: CPU time and memory of a server's whole process tree, from /proc.
 //! - [`probe`]: single requests beside the load: `/metrics`, readiness.
@@ -27,6 +28,7 @@
 //! - [`markdown`]: `report.md`: the setup, a table per scenario, the checks and failures.
 //! - [`reading`]: the plain-words reading of each table, computed from its figures.
 //! - [`charts`]: SVG and PNG charts with plotters.
+//! - [`palette`]: the series colours both the charts and report.html use.
 
 pub mod anatomy;
 pub mod charts;
@@ -35,6 +37,7 @@ pub mod html;
 pub mod launch;
 pub mod machine;
 pub mod markdown;
+pub mod palette;
 pub mod plan;
 pub mod probe;
 pub mod progress;
@@ -44,6 +47,7 @@ pub mod results;
 pub mod running;
 pub mod sampling;
 pub mod scenario;
+pub mod twins;
 
 use crate::cli::{Baseline, Behind, CompareArgs};
 use crate::format::format_eta;
@@ -91,11 +95,41 @@ pub fn compare(args: &CompareArgs) -> Result<(), Box<dyn Error>> {
     match &zoo {
         Some(zoo) => {
             versions.zoo = tool_version(zoo, "--version");
-            for spec in model_list(zoo, &args.models)? {
+            let (originals, models): (Vec<_>, Vec<_>) = model_list(zoo, &args.models)?
+                .into_iter()
+                .partition(|spec| spec.model.starts_with(twins::PREFIX));
+            for spec in &models {
                 subjects.push(Subject {
                     name: spec.name.clone(),
-                    kind: Kind::Model(spec),
+                    kind: Kind::Model(spec.clone()),
                 });
+            }
+            if args.twins || !originals.is_empty() {
+                // Checked before any cell runs: a missing virtualenv is an error, never a
+                // silent drop of the originals.
+                let venv = args
+                    .twins_venv
+                    .clone()
+                    .or_else(|| std::env::var_os(twins::VENV_ENV).map(PathBuf::from));
+                let catalogue = twins::Catalogue::load(zoo, venv.as_deref())?;
+                versions.python = tool_version(&catalogue.python, "--version");
+                let mut chosen = originals
+                    .iter()
+                    .map(|spec| catalogue.spec(spec))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if args.twins {
+                    for twin in catalogue.originals_of(&models) {
+                        if chosen.iter().all(|t| t.name != twin.name) {
+                            chosen.push(twin);
+                        }
+                    }
+                }
+                for twin in chosen {
+                    subjects.push(Subject {
+                        name: twin.name.clone(),
+                        kind: Kind::Twin(twin),
+                    });
+                }
             }
         }
         None => {

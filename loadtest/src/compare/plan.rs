@@ -5,6 +5,7 @@ use crate::cli::CompareArgs;
 use crate::compare::launch::ModelSpec;
 use crate::compare::results::TargetInfo;
 use crate::compare::scenario::{Scenario, Settings};
+use crate::compare::twins::TwinSpec;
 use crate::sys;
 use crate::target::Target;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,8 @@ pub fn settings(args: &CompareArgs, threads: usize) -> Settings {
 pub enum Kind {
     /// A zoo model, started for each scenario.
     Model(ModelSpec),
+    /// A Python original (peers/python), started for each scenario as a model is.
+    Twin(TwinSpec),
     /// A running server.
     Running(Target),
     /// nginx, started for each scenario it can serve.
@@ -124,6 +127,20 @@ pub fn target_info(s: &Subject) -> TargetInfo {
             args: spec.args.clone(),
             url: None,
             proxy: None,
+            mirrors: Vec::new(),
+        },
+        Kind::Twin(spec) => TargetInfo {
+            name: s.name.clone(),
+            kind: "original".to_string(),
+            model: Some(spec.twin.name.clone()),
+            args: spec
+                .settings
+                .iter()
+                .flat_map(|(k, v)| [format!("--{k}"), v.clone()])
+                .collect(),
+            url: None,
+            proxy: None,
+            mirrors: spec.twin.mirrors.clone(),
         },
         Kind::Running(target) => TargetInfo {
             name: s.name.clone(),
@@ -132,6 +149,7 @@ pub fn target_info(s: &Subject) -> TargetInfo {
             args: Vec::new(),
             url: Some(target.url.clone()),
             proxy: None,
+            mirrors: Vec::new(),
         },
         Kind::Behind(direct, nginx) => {
             let mut info = target_info(&Subject {
@@ -149,6 +167,7 @@ pub fn target_info(s: &Subject) -> TargetInfo {
             args: vec![path.display().to_string()],
             url: None,
             proxy: None,
+            mirrors: Vec::new(),
         },
     }
 }

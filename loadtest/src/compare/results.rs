@@ -68,6 +68,9 @@ pub struct Versions {
     pub zoo: Option<String>,
     /// `nginx -v`, with `--baseline nginx`.
     pub nginx: Option<String>,
+    /// The virtualenv's `python --version`, when Python originals ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<String>,
 }
 
 /// How the comparison ran.
@@ -131,10 +134,10 @@ pub struct ScenarioInfo {
 pub struct TargetInfo {
     /// The name in the tables: the model spec, the `--target` name, or `nginx`.
     pub name: String,
-    /// `model`, `target`, `baseline`, or `behind` (a target measured through `--behind`'s
-    /// proxy).
+    /// `model`, `original` (a Python original from peers/python), `target`, `baseline`, or
+    /// `behind` (a target measured through `--behind`'s proxy).
     pub kind: String,
-    /// The zoo model, for started models.
+    /// The zoo model, for started models; the twin's name for an original.
     pub model: Option<String>,
     /// Extra arguments from the spec (`tokio:threads=1` gives `--threads 1`).
     pub args: Vec<String>,
@@ -144,6 +147,10 @@ pub struct TargetInfo {
     /// target behind it.
     #[serde(default)]
     pub proxy: Option<String>,
+    /// An original's mirrors as twins.json names them (model specs such as `tokio:threads=1`);
+    /// empty for every other kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<String>,
 }
 
 /// Whether a cell produced figures.

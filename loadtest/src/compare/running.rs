@@ -162,6 +162,8 @@ fn start(
                 .map(|s| (Some(s), None)),
             None => Err("no zoo binary".to_string()),
         },
+        Kind::Twin(spec) => Server::start_twin(spec, &scenario.server_args(), server_cpus, log)
+            .map(|s| (Some(s), None)),
         Kind::Nginx(nginx) => Server::start_nginx(nginx, &NginxSite::Baseline, server_cpus, log)
             .map(|s| (Some(s), None)),
         Kind::Running(_) => Ok((None, None)),
@@ -210,7 +212,8 @@ fn endpoint(
             authority: server.addr.to_string(),
             base: String::new(),
             pid: Some(server.pid),
-            zoo: matches!(kind, Kind::Model(_)),
+            // The originals count their requests in zoo's `/metrics` series too.
+            zoo: matches!(kind, Kind::Model(_) | Kind::Twin(_)),
             proxy_pid: None,
         },
         (_, None) => return Err("no server".to_string()),

@@ -27,19 +27,6 @@ const FONT_PATHS: &[&str] = &[
     "/usr/share/fonts/noto/NotoSans-Regular.ttf",
     "/Library/Fonts/Arial.ttf",
 ];
-/// Series colours (Tableau 10); after ten, the colours repeat with another marker.
-const COLOURS: [(u8, u8, u8); 10] = [
-    (31, 119, 180),
-    (255, 127, 14),
-    (44, 160, 44),
-    (214, 39, 40),
-    (148, 103, 189),
-    (140, 86, 75),
-    (227, 119, 194),
-    (127, 127, 127),
-    (188, 189, 34),
-    (23, 190, 207),
-];
 
 /// Either backend: the drawing code is written once, generic over it.
 pub enum Area<'a> {
@@ -99,7 +86,7 @@ fn colour(style: usize, baseline: bool) -> RGBColor {
     if baseline {
         return RGBColor(0, 0, 0);
     }
-    let (r, g, b) = COLOURS[style % COLOURS.len()];
+    let (r, g, b) = crate::compare::palette::rgb(style);
     RGBColor(r, g, b)
 }
 
@@ -144,8 +131,8 @@ fn legend<DB: DrawingBackend>(
     Ok(())
 }
 
-/// The marker of a series, in pixel coordinates: circles for the first ten, then triangles,
-/// then crosses (the baseline's too), so that repeated colours stay apart.
+/// The marker of a series, in pixel coordinates: circle, triangle and cross in turn (the
+/// baseline's is a cross), beside a colour of its own.
 fn marker<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     at: (i32, i32),
@@ -153,11 +140,7 @@ fn marker<DB: DrawingBackend>(
     c: RGBColor,
 ) -> Result<(), String> {
     let fill = c.filled();
-    let shape = if s.baseline {
-        2
-    } else {
-        (s.style / COLOURS.len()) % 3
-    };
+    let shape = if s.baseline { 2 } else { s.style % 3 };
     match shape {
         0 => area.draw(&Circle::new(at, 5, fill)),
         1 => area.draw(&TriangleMarker::new(at, 6, fill)),
@@ -301,11 +284,7 @@ where
                 .draw_series(LineSeries::new(s.points.iter().copied(), line))
                 .map_err(err)?;
         }
-        let shape = if s.baseline {
-            2
-        } else {
-            (s.style / COLOURS.len()) % 3
-        };
+        let shape = if s.baseline { 2 } else { s.style % 3 };
         let fill = c.filled();
         // Markers only where there are few points (the sweep); a spectrum is a smooth curve.
         if s.points.len() <= 12 {

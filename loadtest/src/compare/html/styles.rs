@@ -1,19 +1,13 @@
 //! How each target looks on every chart, and which family it belongs to.
 //!
 //! A series is told apart by three things at once: a colour, a marker and a dash pattern. The
-//! colours follow the PNG charts of report.md (the same model has the same colour in both); the
-//! seven markers against ten colours repeat only after seventy series, and the second ten
-//! targets are dashed. The baseline is black with a dotted line, as the PNG charts dash it.
+//! colours are [`palette`](crate::compare::palette)'s, shared with the PNG charts of report.md
+//! (the same model has the same colour in both): twenty distinct ones, seven markers and two
+//! dashes, so twenty targets each have a colour of their own. The baseline is black with a dotted line, as the PNG charts dash it.
 
 use crate::compare::results::{Results, TargetInfo};
 
-/// Series colours (Tableau 10), the palette of the PNG charts.
-const COLOURS: [&str; 10] = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf",
-];
-
-/// Dash patterns for the first and the second ten targets.
+/// Dash patterns, alternating from one target to the next.
 const DASHES: [&str; 2] = ["none", "7 3"];
 
 /// A group of targets that can be shown or hidden together.
@@ -177,8 +171,8 @@ impl Styles {
                 let s = Style {
                     name: t.name.clone(),
                     family,
-                    colour: COLOURS[i % COLOURS.len()],
-                    dash: DASHES[(i / COLOURS.len()) % DASHES.len()],
+                    colour: crate::compare::palette::colour(i),
+                    dash: DASHES[i % DASHES.len()],
                     marker: Marker::ALL[i % Marker::ALL.len()],
                 };
                 i += 1;
@@ -226,6 +220,7 @@ mod tests {
             args: Vec::new(),
             url: None,
             proxy: None,
+            mirrors: Vec::new(),
         }
     }
 

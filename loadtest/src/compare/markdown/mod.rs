@@ -4,6 +4,7 @@
 
 mod anatomy;
 mod behind;
+mod mirrors;
 mod table;
 
 use crate::compare::charts::ChartSet;
@@ -67,6 +68,7 @@ pub fn render(r: &Results, charts: &ChartSet) -> String {
         }
     }
     out += &anatomy::section(r, charts);
+    out += &mirrors::section(r);
     out += &behind::section(r);
     out += &rounds_section(r);
     out += &counts_section(r);
@@ -107,6 +109,7 @@ fn preamble(r: &Results) -> String {
     let mut versions = vec![format!("loadtest {}", r.versions.loadtest)];
     versions.extend(r.versions.zoo.clone());
     versions.extend(r.versions.nginx.clone());
+    versions.extend(r.versions.python.clone());
     let _ = writeln!(out, "Versions: {}.  ", versions.join(", "));
     let pin = |cpus: &Option<Vec<usize>>| match cpus {
         Some(c) => format!("CPU {}", cpu_list(c)),
