@@ -73,6 +73,24 @@ fn originals_run_like_models_and_the_report_pairs_them() {
         report.contains("### `prefork` and `py-gunicorn-sync`"),
         "{report}"
     );
+    // Each pair's own chart, drawn and placed in its part of the mirrors section.
+    let mirrors = &report[report.find("## Mirrors and their originals").unwrap_or(0)..];
+    for stem in ["pair-epoll-py-tornado", "pair-prefork-py-gunicorn-sync"] {
+        assert!(
+            mirrors.contains(&format!("-{stem}.")),
+            "no {stem} chart in the mirrors section:\n{mirrors}"
+        );
+        let drawn = std::fs::read_dir(dir.join("charts"))
+            .expect("charts/")
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().contains(stem));
+        assert!(drawn, "charts/ has no {stem} file");
+    }
+    let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
+    assert!(
+        html.contains("pair-epoll-py-tornado"),
+        "report.html has no chart for the epoll/py-tornado pair"
+    );
 
     let missing = out.path("no-venv");
     let failed = Command::new(env!("CARGO_BIN_EXE_loadtest"))

@@ -33,6 +33,8 @@ pub struct Chart {
     pub png: Option<String>,
     /// Whether it belongs to the anatomy section rather than to its scenario's.
     pub anatomy: bool,
+    /// The (model, original) pair whose section it belongs to, if it is a pair's chart.
+    pub pair: Option<(String, String)>,
 }
 
 /// The charts of a report, and what kept any from being drawn.
@@ -141,7 +143,40 @@ pub fn render_all(dir: &Path, results: &Results) -> ChartSet {
         }
     }
     anatomy_chart(&mut set, &charts_dir, results);
+    pair_charts(&mut set, &charts_dir, results, &style_of);
     set
+}
+
+/// One chart per mirror and original: their latency curves in the cell
+/// [`chart_cell`](crate::compare::markdown::mirrors::chart_cell) picks.
+fn pair_charts(
+    set: &mut ChartSet,
+    charts_dir: &Path,
+    results: &Results,
+    style_of: &dyn Fn(&str) -> usize,
+) {
+    use crate::compare::markdown::mirrors::{chart_cell, pairs};
+    for (model, original) in pairs(results) {
+        let Some((scenario, variant)) = chart_cell(results, &model, &original) else {
+            continue;
+        };
+        let cells: Vec<&Cell> = results
+            .cells
+            .iter()
+            .filter(|c| c.scenario == scenario && (c.target == model || c.target == original))
+            .filter(|c| c.status == Status::Ok && c.headline.is_some())
+            .collect();
+        let series = latency_series(&cells, &variant, style_of);
+        let title = format!("{model} and {original}, {scenario} {variant}: latency by percentile");
+        let stem = format!("pair-{}-{}", file_name(&model), file_name(&original));
+        let before = set.charts.len();
+        set.add(charts_dir, scenario, &stem, &title, |root| {
+            draw_latency(root, &title, &series)
+        });
+        if let Some(chart) = set.charts.get_mut(before) {
+            chart.pair = Some((model, original));
+        }
+    }
 }
 
 /// The anatomy's stacked bars: syscalls per request of each model, by kind, for the cell the
@@ -249,6 +284,7 @@ impl ChartSet {
             svg: format!("charts/{base}.svg"),
             png: png.is_ok().then(|| format!("charts/{base}.png")),
             anatomy: stem == "anatomy",
+            pair: None,
         });
     }
 }

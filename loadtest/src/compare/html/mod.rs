@@ -49,6 +49,7 @@ pub fn render(r: &Results) -> String {
                 svg: format!("{}{i}", body::CHART_SCHEME),
                 png: None,
                 anatomy: p.id.ends_with("-anatomy"),
+                pair: p.pair.clone(),
             })
             .collect(),
         problems: Vec::new(),

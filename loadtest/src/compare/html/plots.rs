@@ -94,6 +94,8 @@ pub struct Plot {
     pub shape: Shape,
     /// A series per target.
     pub series: Vec<Series>,
+    /// The (model, original) pair whose section it belongs to, if it is a pair's chart.
+    pub pair: Option<(String, String)>,
 }
 
 /// Every chart `r` has data for, in report order.
@@ -163,6 +165,36 @@ pub fn plots(r: &Results) -> Vec<Plot> {
         }
     }
     out.extend(anatomy(r));
+    out.extend(pairs(r));
+    out
+}
+
+/// As report.md: one latency chart per mirror and original, in the cell
+/// [`chart_cell`](crate::compare::markdown::mirrors::chart_cell) picks.
+fn pairs(r: &Results) -> Vec<Plot> {
+    use crate::compare::markdown::mirrors::{chart_cell, pairs};
+    let mut out = Vec::new();
+    for (model, original) in pairs(r) {
+        let Some((scenario, variant)) = chart_cell(r, &model, &original) else {
+            continue;
+        };
+        let cells: Vec<&Cell> = r
+            .cells
+            .iter()
+            .filter(|c| c.scenario == scenario && (c.target == model || c.target == original))
+            .filter(|c| c.status == Status::Ok && c.headline.is_some())
+            .collect();
+        let id = format!(
+            "{scenario}-pair-{}-{}",
+            file_part(&model),
+            file_part(&original)
+        );
+        let title = format!("{model} and {original}, {scenario} {variant}: latency by percentile");
+        if let Some(mut p) = latency(r, scenario, &cells, &variant, id, title) {
+            p.pair = Some((model, original));
+            out.push(p);
+        }
+    }
     out
 }
 
@@ -229,6 +261,7 @@ fn anatomy(r: &Results) -> Option<Plot> {
                 target,
             })
             .collect(),
+        pair: None,
     })
 }
 
@@ -290,6 +323,7 @@ fn throughput(r: &Results, scenario: Scenario, cells: &[&Cell], variants: &[&str
         unit: Unit::Rps,
         shape: Shape::Lines,
         series: ordered(r, series),
+        pair: None,
     }
 }
 
@@ -379,6 +413,7 @@ fn latency(
         unit: Unit::Ms,
         shape: Shape::Lines,
         series: ordered(r, series),
+        pair: None,
     })
 }
 
@@ -447,5 +482,6 @@ fn memory(r: &Results, scenario: Scenario, cells: &[&Cell]) -> Option<Plot> {
                 target,
             })
             .collect(),
+        pair: None,
     })
 }

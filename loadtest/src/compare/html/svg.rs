@@ -223,6 +223,7 @@ mod tests {
             unit,
             shape: Shape::Lines,
             series: Vec::new(),
+            pair: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! scenario and variant, and a sentence computed from both rows on whether the original breaks
 //! where the mirror breaks.
 
+use crate::compare::charts::ChartSet;
 use crate::compare::launch::ModelSpec;
 use crate::compare::results::{Cell, Results, Status};
 use crate::compare::scenario::{Scenario, BLOCK_MS, SLEEP_MS};
@@ -28,8 +29,43 @@ pub fn pairs(r: &Results) -> Vec<(String, String)> {
     out
 }
 
+/// The cell a pair's chart shows: the first of blocking-call, io-wait, plaintext (its variant
+/// at 64 connections, or the middle of the sweep), then any scenario, that both ran and
+/// measured. The chart is the two latency curves of that cell.
+pub fn chart_cell(r: &Results, model: &str, original: &str) -> Option<(Scenario, String)> {
+    let measured = |t: &str, s: Scenario| -> Vec<String> {
+        r.cells
+            .iter()
+            .filter(|c| c.target == t && c.scenario == s)
+            .filter(|c| c.status == Status::Ok && c.headline.is_some())
+            .map(|c| c.variant.clone())
+            .collect()
+    };
+    let mut order = vec![
+        Scenario::BlockingCall,
+        Scenario::IoWait,
+        Scenario::Plaintext,
+    ];
+    order.extend(r.scenarios.iter().map(|i| i.name));
+    for s in order {
+        let theirs = measured(original, s);
+        let both: Vec<String> = measured(model, s)
+            .into_iter()
+            .filter(|v| theirs.contains(v))
+            .collect();
+        let pick = both
+            .iter()
+            .find(|v| *v == "c=64")
+            .or_else(|| both.get(both.len() / 2));
+        if let Some(v) = pick {
+            return Some((s, v.clone()));
+        }
+    }
+    None
+}
+
 /// The section, empty when the run has no pair.
-pub fn section(r: &Results) -> String {
+pub fn section(r: &Results, charts: &ChartSet) -> String {
     let pairs = pairs(r);
     if pairs.is_empty() {
         return String::new();
@@ -89,6 +125,15 @@ pub fn section(r: &Results) -> String {
             let _ = writeln!(out, "- {s}");
         }
         out += "\n";
+        let pair = Some((model.clone(), original.clone()));
+        for chart in charts.charts.iter().filter(|c| c.pair == pair) {
+            let _ = writeln!(
+                out,
+                "![{}]({})\n",
+                chart.title,
+                chart.png.as_deref().unwrap_or(&chart.svg)
+            );
+        }
     }
     out
 }

@@ -4,7 +4,7 @@
 
 mod anatomy;
 mod behind;
-mod mirrors;
+pub mod mirrors;
 mod table;
 
 use crate::compare::charts::ChartSet;
@@ -57,7 +57,7 @@ pub fn render(r: &Results, charts: &ChartSet) -> String {
         for chart in charts
             .charts
             .iter()
-            .filter(|c| c.scenario == info.name && !c.anatomy)
+            .filter(|c| c.scenario == info.name && !c.anatomy && c.pair.is_none())
         {
             let _ = writeln!(
                 out,
@@ -68,7 +68,7 @@ pub fn render(r: &Results, charts: &ChartSet) -> String {
         }
     }
     out += &anatomy::section(r, charts);
-    out += &mirrors::section(r);
+    out += &mirrors::section(r, charts);
     out += &behind::section(r);
     out += &rounds_section(r);
     out += &counts_section(r);
