@@ -380,3 +380,250 @@ pub fn page_size() -> u64 {
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
 }
+
+/// What an io_uring operation was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// A wait for a connecting socket to turn writable (`POLL_ADD`); the result is the mask.
+    Connected,
+    /// A receive into the slot's buffer; the result is the byte count.
+    Received,
+    /// A send of a range of the request bytes; the result is the byte count.
+    Sent,
+}
+
+/// One completion: the slot and connection generation it was issued for, the operation, and
+/// the kernel's result (a count or mask, or a negated errno).
+#[derive(Debug, Clone, Copy)]
+pub struct Completion {
+    /// The connection slot.
+    pub slot: usize,
+    /// The connection's generation at issue: a completion of an older one is stale.
+    pub generation: u32,
+    /// The operation.
+    pub op: Op,
+    /// Result: non-negative on success, `-errno` on failure.
+    pub result: i32,
+}
+
+const OP_CONNECTED: u64 = 1;
+const OP_RECEIVED: u64 = 2;
+const OP_SENT: u64 = 3;
+const OP_CANCEL: u64 = 4;
+
+fn tag(slot: usize, generation: u32, op: u64) -> u64 {
+    ((slot as u64) << 32) | (u64::from(generation & 0x00ff_ffff) << 8) | op
+}
+
+/// An io_uring instance for one generator thread, with the memory the kernel reads and writes:
+/// the request bytes that sends take from, and one receive buffer per slot. The ring owns them
+/// so that no buffer is freed or reused while an operation on it is in flight: a receive of a
+/// connection given up on keeps its buffer until its completion comes (the slot gets a fresh
+/// one), and dropping the ring cancels and waits for everything in flight.
+pub struct Ring {
+    ring: io_uring::IoUring,
+    batch: Box<[u8]>,
+    buffers: Vec<Box<[u8]>>,
+    /// Per slot: the tag of its receive in flight, if any.
+    receiving: Vec<Option<u64>>,
+    /// Buffers of receives whose connection was dropped, until their completion.
+    orphans: std::collections::HashMap<u64, Box<[u8]>>,
+    /// Buffers whose orphaned receive has completed, ready for another slot.
+    spare: Vec<Box<[u8]>>,
+    in_flight: usize,
+    buffer_size: usize,
+}
+
+impl Ring {
+    /// A ring for `slots` connections, each receiving into `buffer_size` bytes, sending ranges
+    /// of `batch`. Fails with the kernel's error where io_uring is refused.
+    pub fn new(slots: usize, buffer_size: usize, batch: &[u8]) -> io::Result<Ring> {
+        let entries = (slots * 2 + 64).next_power_of_two().clamp(64, 4096) as u32;
+        let ring = io_uring::IoUring::builder()
+            .setup_coop_taskrun()
+            .setup_single_issuer()
+            .setup_cqsize(entries * 4)
+            .setup_clamp()
+            .build(entries)?;
+        Ok(Ring {
+            ring,
+            batch: batch.into(),
+            buffers: (0..slots)
+                .map(|_| vec![0; buffer_size].into_boxed_slice())
+                .collect(),
+            receiving: vec![None; slots],
+            orphans: std::collections::HashMap::new(),
+            spare: Vec::new(),
+            in_flight: 0,
+            buffer_size,
+        })
+    }
+
+    fn push(&mut self, entry: &io_uring::squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: every entry pushed points only into memory the ring owns and keeps until
+            // the entry's completion (see the type's doc), or into none.
+            if unsafe { self.ring.submission().push(entry) }.is_ok() {
+                self.in_flight += 1;
+                return Ok(());
+            }
+            self.ring.submit()?;
+        }
+    }
+
+    /// Waits for connecting socket `fd` of `slot` to turn writable or fail.
+    pub fn poll_connected(&mut self, slot: usize, generation: u32, fd: RawFd) -> io::Result<()> {
+        let mask = (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) as u32;
+        let entry = io_uring::opcode::PollAdd::new(io_uring::types::Fd(fd), mask)
+            .build()
+            .user_data(tag(slot, generation, OP_CONNECTED));
+        self.push(&entry)
+    }
+
+    /// Receives into `slot`'s buffer from `fd`; at most one receive per slot is in flight.
+    pub fn receive(&mut self, slot: usize, generation: u32, fd: RawFd) -> io::Result<()> {
+        if self.receiving[slot].is_some() {
+            return Ok(());
+        }
+        let user_data = tag(slot, generation, OP_RECEIVED);
+        let buf = &mut self.buffers[slot];
+        let entry = io_uring::opcode::Recv::new(
+            io_uring::types::Fd(fd),
+            buf.as_mut_ptr(),
+            buf.len() as u32,
+        )
+        .build()
+        .user_data(user_data);
+        self.push(&entry)?;
+        self.receiving[slot] = Some(user_data);
+        Ok(())
+    }
+
+    /// The first `n` bytes of `slot`'s buffer, as its last receive left them.
+    pub fn received(&self, slot: usize, n: usize) -> &[u8] {
+        &self.buffers[slot][..n]
+    }
+
+    /// Sends `range` of the request bytes on `fd`.
+    pub fn send(
+        &mut self,
+        slot: usize,
+        generation: u32,
+        fd: RawFd,
+        range: std::ops::Range<usize>,
+    ) -> io::Result<()> {
+        let bytes = &self.batch[range];
+        let entry = io_uring::opcode::Send::new(
+            io_uring::types::Fd(fd),
+            bytes.as_ptr(),
+            bytes.len() as u32,
+        )
+        .flags(libc::MSG_NOSIGNAL)
+        .build()
+        .user_data(tag(slot, generation, OP_SENT));
+        self.push(&entry)
+    }
+
+    /// `slot`'s connection on `fd` is about to be closed: what was queued for it goes to the
+    /// kernel now (while `fd` still names it), everything in flight on it is cancelled, its
+    /// receive keeps its buffer until it completes, and the slot gets a fresh buffer.
+    pub fn forget(&mut self, slot: usize, fd: RawFd) -> io::Result<()> {
+        if let Some(user_data) = self.receiving[slot].take() {
+            let fresh = self
+                .spare
+                .pop()
+                .unwrap_or_else(|| vec![0; self.buffer_size].into_boxed_slice());
+            let old = std::mem::replace(&mut self.buffers[slot], fresh);
+            self.orphans.insert(user_data, old);
+        }
+        let cancel = io_uring::types::CancelBuilder::fd(io_uring::types::Fd(fd)).all();
+        let entry = io_uring::opcode::AsyncCancel2::new(cancel)
+            .build()
+            .user_data(OP_CANCEL);
+        self.push(&entry)?;
+        self.ring.submit()?;
+        Ok(())
+    }
+
+    /// Submits what is queued and waits up to `timeout` for at least one completion, then
+    /// appends every completion to `out` (a cancel's own completion is not reported, nor one
+    /// of a receive whose connection was forgotten). An interrupted or timed-out wait returns
+    /// with what there is.
+    pub fn wait(&mut self, out: &mut Vec<Completion>, timeout: Duration) -> io::Result<()> {
+        out.clear();
+        let ts = io_uring::types::Timespec::new()
+            .sec(timeout.as_secs())
+            .nsec(timeout.subsec_nanos());
+        let args = io_uring::types::SubmitArgs::new().timespec(&ts);
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR)) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+            Err(e) => return Err(e),
+        }
+        for cqe in self.ring.completion() {
+            self.in_flight -= 1;
+            let user_data = cqe.user_data();
+            let op = match user_data & 0xff {
+                OP_CONNECTED => Op::Connected,
+                OP_RECEIVED => Op::Received,
+                OP_SENT => Op::Sent,
+                _ => continue,
+            };
+            let slot = (user_data >> 32) as usize;
+            if op == Op::Received {
+                if let Some(buffer) = self.orphans.remove(&user_data) {
+                    self.spare.push(buffer);
+                    continue;
+                }
+                if self.receiving.get(slot) == Some(&Some(user_data)) {
+                    self.receiving[slot] = None;
+                }
+            }
+            out.push(Completion {
+                slot,
+                generation: ((user_data >> 8) & 0x00ff_ffff) as u32,
+                op,
+                result: cqe.result(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `generation` (as a completion carries it) is `current`'s.
+    pub fn same_generation(current: u32, generation: u32) -> bool {
+        current & 0x00ff_ffff == generation
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // The kernel may still write into the buffers: cancel everything and wait for it.
+        let entry = io_uring::opcode::AsyncCancel2::new(io_uring::types::CancelBuilder::any())
+            .build()
+            .user_data(OP_CANCEL);
+        if self.push(&entry).is_err() {
+            return self.leak();
+        }
+        let mut done = Vec::new();
+        for _ in 0..10 {
+            if self.in_flight == 0 {
+                return;
+            }
+            if self.wait(&mut done, Duration::from_millis(200)).is_err() {
+                break;
+            }
+        }
+        self.leak();
+    }
+}
+
+impl Ring {
+    /// Where the kernel cannot be made to let go of them, the buffers are never freed.
+    fn leak(&mut self) {
+        std::mem::forget(std::mem::take(&mut self.buffers));
+        std::mem::forget(std::mem::take(&mut self.orphans));
+        std::mem::forget(std::mem::take(&mut self.spare));
+        std::mem::forget(std::mem::take(&mut self.batch));
+    }
+}
