@@ -70,7 +70,7 @@ pub struct RunArgs {
     pub pipeline: u32,
 
     /// How the generator moves bytes: epoll (readiness, a system call per read and write) or
-    /// uring (io_uring, one system call per batch) [default: uring where the kernel allows it].
+    /// uring (io_uring, one system call per batch) [default: epoll].
     #[arg(long, value_enum)]
     pub engine: Option<crate::engine::Engine>,
 

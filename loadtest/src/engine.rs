@@ -74,7 +74,7 @@ pub enum Io {
     /// An epoll instance.
     Epoll(Poller),
     /// A ring, owning every buffer the kernel reads or writes.
-    Uring(Ring),
+    Uring(Box<Ring>),
 }
 
 impl Io {
@@ -82,7 +82,7 @@ impl Io {
     pub fn open(engine: Engine, plan: &Plan, connections: usize) -> io::Result<Io> {
         Ok(match engine {
             Engine::Epoll => Io::Epoll(Poller::new()?),
-            Engine::Uring => Io::Uring(Ring::new(connections, RING_BUFFER, &plan.batch)?),
+            Engine::Uring => Io::Uring(Box::new(Ring::new(connections, RING_BUFFER, &plan.batch)?)),
         })
     }
 }

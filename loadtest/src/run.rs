@@ -141,8 +141,7 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn Error>> {
             }
             Engine::Uring
         }
-        Some(engine) => engine,
-        None => default_engine(),
+        Some(Engine::Epoll) | None => Engine::Epoll,
     };
     let report = measure_with(
         &load,
@@ -189,23 +188,11 @@ pub fn measure(
     interrupted: &AtomicBool,
     on_tick: &mut dyn FnMut(Tick),
 ) -> Result<RunReport, Box<dyn Error>> {
-    measure_with(load, default_engine(), hlog, interrupted, on_tick)
+    measure_with(load, Engine::Epoll, hlog, interrupted, on_tick)
 }
 
-/// The engine used where none is asked for: io_uring, unless the kernel refuses it, which is
-/// said once on stderr.
-pub fn default_engine() -> Engine {
-    static CHOICE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
-    *CHOICE.get_or_init(|| match Ring::new(1, 64, b"") {
-        Ok(_) => Engine::Uring,
-        Err(e) => {
-            eprintln!("loadtest: the kernel refused io_uring ({e}); using epoll");
-            Engine::Epoll
-        }
-    })
-}
-
-/// [`measure`] with the given engine.
+/// [`measure`] with the given engine ([`measure`] takes epoll, the cheaper of the two on
+/// loopback as `make bench-loadgen` measures them).
 pub fn measure_with(
     load: &Load,
     engine: Engine,
