@@ -57,8 +57,10 @@ const SWEEP_NS: u64 = 10_000_000;
 const READ_BUFFER: usize = 64 * 1024;
 /// Most readiness events taken per wait.
 const EVENTS: usize = 1024;
-/// Size of each slot's receive buffer with io_uring, where every slot has its own.
-const RING_BUFFER: usize = 16 * 1024;
+/// Size of each provided receive buffer with io_uring.
+const RING_BUFFER: usize = 8 * 1024;
+/// Provided receive buffers per connection with io_uring (within the bounds in [`Io::open`]).
+const RING_BUFFERS_PER_CONN: usize = 2;
 
 /// How the worker threads wait for the network and move bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -82,7 +84,15 @@ impl Io {
     pub fn open(engine: Engine, plan: &Plan, connections: usize) -> io::Result<Io> {
         Ok(match engine {
             Engine::Epoll => Io::Epoll(Poller::new()?),
-            Engine::Uring => Io::Uring(Box::new(Ring::new(connections, RING_BUFFER, &plan.batch)?)),
+            Engine::Uring => {
+                let buffers = (connections * RING_BUFFERS_PER_CONN).clamp(64, 8192) as u16;
+                Io::Uring(Box::new(Ring::new(
+                    connections,
+                    buffers,
+                    RING_BUFFER,
+                    &plan.batch,
+                )?))
+            }
         })
     }
 }
@@ -454,9 +464,16 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// io_uring: what came back for slot `i`. A completion of a connection already dropped is
-    /// ignored: only its buffer mattered, and the ring has taken care of that.
+    /// io_uring: what came back for slot `i`; its buffer, if any, goes back to the kernel once
+    /// its bytes are decoded. A completion of a connection already dropped is ignored.
     fn on_completion(&mut self, c: Completion) {
+        self.complete(c);
+        if let (Some(bid), Io::Uring(ring)) = (c.buffer, &mut self.io) {
+            ring.recycle(bid);
+        }
+    }
+
+    fn complete(&mut self, c: Completion) {
         let i = c.slot;
         let Some(conn) = self.conns.get(i) else {
             return;
@@ -469,7 +486,12 @@ impl<'a> Worker<'a> {
             // A poll's result is the readiness mask, in the bits epoll uses too.
             (Op::Connected, Phase::Connecting) if c.result < 0 => self.on_event(i, sys::FAILED),
             (Op::Connected, Phase::Connecting) => self.on_event(i, c.result as u32),
-            (Op::Received, Phase::Open) => self.received(i, c.result, now),
+            // The buffers ran out (a burst larger than they hold): the receive ended; arm it
+            // again, the buffers of this batch go back before the next wait.
+            (Op::Received, Phase::Open | Phase::Draining) if c.result == -libc::ENOBUFS => {
+                self.arm_receive(i, now)
+            }
+            (Op::Received, Phase::Open) => self.received(i, c.result, c.buffer, now),
             (Op::Received, Phase::Draining) if c.result > 0 => self.arm_receive(i, now),
             (Op::Received, Phase::Draining) => {
                 self.close(i);
@@ -495,7 +517,7 @@ impl<'a> Worker<'a> {
     }
 
     /// io_uring: a receive on open slot `i` returned `result`.
-    fn received(&mut self, i: usize, result: i32, now: u64) {
+    fn received(&mut self, i: usize, result: i32, buffer: Option<u16>, now: u64) {
         if result < 0 {
             return self.fail(i, ErrorKind::Read, now);
         }
@@ -506,7 +528,11 @@ impl<'a> Worker<'a> {
         if now >= self.plan.measure_start {
             self.rec.bytes(n, now);
         }
-        match self.absorb(i, n, now) {
+        let Some(bid) = buffer else {
+            // Bytes without a buffer: the kernel broke the provided-buffer contract.
+            return self.fail(i, ErrorKind::Read, now);
+        };
+        match self.absorb(i, n, bid, now) {
             Verdict::Continue => {}
             Verdict::Closing => {
                 self.begin_drain(i, 0, n, now);
@@ -571,7 +597,7 @@ impl<'a> Worker<'a> {
                     if now >= self.plan.measure_start {
                         self.rec.bytes(n, now);
                     }
-                    match self.absorb(i, n, now) {
+                    match self.absorb(i, n, 0, now) {
                         Verdict::Continue => {}
                         Verdict::Closing => return self.begin_drain(i, flags, n, now),
                         Verdict::Failed(kind) => return self.fail(i, kind, now),
@@ -591,8 +617,9 @@ impl<'a> Worker<'a> {
         self.send_due(i, now);
     }
 
-    /// Decodes the `n` bytes just read (after any carried tail) and records each response.
-    fn absorb(&mut self, i: usize, n: usize, now: u64) -> Verdict {
+    /// Decodes the `n` bytes just read (after any carried tail) and records each response;
+    /// with io_uring they are in provided buffer `bid`.
+    fn absorb(&mut self, i: usize, n: usize, bid: u16, now: u64) -> Verdict {
         let Worker {
             conns,
             buf,
@@ -604,7 +631,7 @@ impl<'a> Worker<'a> {
         let conn = &mut conns[i];
         let data: &[u8] = match io {
             Io::Epoll(_) => &buf[..n],
-            Io::Uring(ring) => ring.received(i, n),
+            Io::Uring(ring) => ring.received(bid, n),
         };
         let mut carry = std::mem::take(&mut conn.carry);
         let carried = !carry.is_empty();

@@ -136,7 +136,7 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn Error>> {
     };
     let engine = match args.engine {
         Some(Engine::Uring) => {
-            if let Err(e) = Ring::new(1, 64, b"") {
+            if let Err(e) = Ring::new(1, 8, 64, b"") {
                 return Err(format!("--engine uring: the kernel refused io_uring ({e})").into());
             }
             Engine::Uring
