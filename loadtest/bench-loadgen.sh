@@ -5,7 +5,9 @@
 # that other load on the machine hits both alike. Meant for `make bench-loadgen`.
 #
 # Environment: LOADTEST (binary, default target/release/loadtest), NGINX (/usr/sbin/nginx),
-# PORT (18080), ROUNDS (3), DURATION (5s), CONNECTIONS (64).
+# PORT (18080), ROUNDS (3), DURATION (5s), CONNECTIONS (64), ENGINES (uring epoll: each round
+# runs wrk, then `loadtest run --engine E` for each). The ratio is loadtest's CPU per request
+# over wrk's in the same round; the last line has the median of each column.
 set -euo pipefail
 
 LOADTEST=${LOADTEST:-target/release/loadtest}
@@ -14,6 +16,7 @@ PORT=${PORT:-18080}
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-64}
+ENGINES=${ENGINES:-uring epoll}
 URL="http://127.0.0.1:$PORT/"
 
 for tool in "$LOADTEST" "$NGINX" wrk taskset /usr/bin/time curl; do
@@ -61,9 +64,33 @@ measure() {
 }
 
 echo "nginx: 1 worker on CPU 0; generators on CPU 1; -c$CONNECTIONS -t1 -d$DURATION, keep-alive"
-printf "%5s %12s %14s %12s %14s\n" round "wrk req/s" "wrk CPU-s/M" "lt req/s" "lt CPU-s/M"
-for round in $(seq "$ROUNDS"); do
-    wrk_figures=$(measure wrk -c"$CONNECTIONS" -t1 -d"$DURATION" "$URL")
-    lt_figures=$(measure "$LOADTEST" run -c"$CONNECTIONS" -t1 -d"$DURATION" "$URL")
-    printf "%5s %s %s\n" "$round" "$wrk_figures" "$lt_figures"
+header=$(printf "%6s %12s %14s" round "wrk req/s" "wrk CPU-s/M")
+for engine in $ENGINES; do
+    header+=$(printf " %12s %14s %7s" "$engine req/s" "$engine CPU-s/M" ratio)
 done
+echo "$header"
+for round in $(seq "$ROUNDS"); do
+    read -r wrk_rps wrk_cpu <<<"$(measure wrk -c"$CONNECTIONS" -t1 -d"$DURATION" "$URL")"
+    line=$(printf "%6s %12s %14s" "$round" "$wrk_rps" "$wrk_cpu")
+    for engine in $ENGINES; do
+        read -r rps cpu <<<"$(measure "$LOADTEST" run --engine "$engine" -c"$CONNECTIONS" -t1 \
+            -d"$DURATION" "$URL")"
+        line+=$(printf " %12s %14s %7.2f" "$rps" "$cpu" "$(awk -v a="$cpu" -v b="$wrk_cpu" \
+            'BEGIN { print a / b }')")
+    done
+    echo "$line" | tee -a "$dir/rows"
+done
+# The median of each column (the middle round, or the mean of the two middle ones).
+median() {
+    sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+line=$(printf "%6s" median)
+for col in $(seq 2 "$(awk '{ print NF; exit }' "$dir/rows")"); do
+    case $(( col < 4 ? col : 4 + (col - 4) % 3 )) in
+        2 | 4) format=" %12.0f" ;;
+        3 | 5) format=" %14.2f" ;;
+        *) format=" %7.2f" ;;
+    esac
+    line+=$(printf "$format" "$(awk -v c="$col" '{ print $c }' "$dir/rows" | median)")
+done
+echo "$line"

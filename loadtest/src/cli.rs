@@ -69,6 +69,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub pipeline: u32,
 
+    /// How the generator moves bytes: epoll (readiness, a system call per read and write) or
+    /// uring (io_uring, one system call per batch) [default: epoll].
+    #[arg(long, value_enum)]
+    pub engine: Option<crate::engine::Engine>,
+
     /// Give up on a connect, or on a response, after this long.
     #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
     pub timeout: Duration,

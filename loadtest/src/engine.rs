@@ -40,7 +40,7 @@
 //! are one state machine, and its rules read best side by side, as the theory above walks them.
 
 use crate::stats::{ErrorKind, Recorder};
-use crate::sys::{self, Poller};
+use crate::sys::{self, Completion, Op, Poller, Ring};
 use common::client::{ClientError, ClientLimits, Event, ResponseDecoder};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -57,6 +57,45 @@ const SWEEP_NS: u64 = 10_000_000;
 const READ_BUFFER: usize = 64 * 1024;
 /// Most readiness events taken per wait.
 const EVENTS: usize = 1024;
+/// Size of each provided receive buffer with io_uring.
+const RING_BUFFER: usize = 8 * 1024;
+/// Provided receive buffers per connection with io_uring (within the bounds in [`Io::open`]).
+const RING_BUFFERS_PER_CONN: usize = 2;
+
+/// How the worker threads wait for the network and move bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// Readiness from edge-triggered epoll; each read and write is a system call.
+    Epoll,
+    /// Completions from io_uring: the receives and sends of a batch go in one system call.
+    Uring,
+}
+
+/// A worker's engine, opened.
+pub enum Io {
+    /// An epoll instance.
+    Epoll(Poller),
+    /// A ring, owning every buffer the kernel reads or writes.
+    Uring(Box<Ring>),
+}
+
+impl Io {
+    /// Opens `engine` for a thread of `plan` that owns `connections` slots.
+    pub fn open(engine: Engine, plan: &Plan, connections: usize) -> io::Result<Io> {
+        Ok(match engine {
+            Engine::Epoll => Io::Epoll(Poller::new()?),
+            Engine::Uring => {
+                let buffers = (connections * RING_BUFFERS_PER_CONN).clamp(64, 8192) as u16;
+                Io::Uring(Box::new(Ring::new(
+                    connections,
+                    buffers,
+                    RING_BUFFER,
+                    &plan.batch,
+                )?))
+            }
+        })
+    }
+}
 
 /// What every thread of a run does, fixed before it starts.
 #[derive(Debug, Clone)]
@@ -137,6 +176,10 @@ struct Conn {
     write_to: usize,
     /// Open loop: index of the next request of this connection's schedule.
     seq: u64,
+    /// Counts the slot's connections, so that io_uring completions of an old one are known.
+    generation: u32,
+    /// io_uring: a send is in flight.
+    sending: bool,
 }
 
 /// The open-loop schedule of one thread.
@@ -188,8 +231,9 @@ enum Verdict {
 pub struct Worker<'a> {
     plan: &'a Plan,
     base: Instant,
-    poller: Poller,
+    io: Io,
     events: Vec<sys::Event>,
+    done: Vec<Completion>,
     conns: Vec<Conn>,
     buf: Vec<u8>,
     rec: Recorder,
@@ -208,7 +252,7 @@ impl<'a> Worker<'a> {
         plan: &'a Plan,
         share: Share,
         base: Instant,
-        poller: Poller,
+        io: Io,
         rec: Recorder,
         interrupted: &'a AtomicBool,
         progress: &'a AtomicU64,
@@ -228,6 +272,8 @@ impl<'a> Worker<'a> {
                     write_from: 0,
                     write_to: 0,
                     seq: 0,
+                    generation: 0,
+                    sending: false,
                 }
             })
             .collect();
@@ -252,8 +298,9 @@ impl<'a> Worker<'a> {
         Worker {
             plan,
             base,
-            poller,
+            io,
             events: Vec::with_capacity(EVENTS),
+            done: Vec::with_capacity(EVENTS),
             conns,
             buf: vec![0; READ_BUFFER],
             rec,
@@ -313,15 +360,22 @@ impl<'a> Worker<'a> {
             if self.finished() {
                 return Ok(());
             }
-            let wake = self.next_wake(now, next_sweep);
-            self.poller.wait(
-                &mut self.events,
-                Duration::from_nanos(wake.saturating_sub(now)),
-            )?;
-            for k in 0..self.events.len() {
-                let event = self.events[k];
-                let (token, flags) = (event.u64, event.events);
-                self.on_event(token as usize, flags);
+            let wait = Duration::from_nanos(self.next_wake(now, next_sweep).saturating_sub(now));
+            match &mut self.io {
+                Io::Epoll(poller) => {
+                    poller.wait(&mut self.events, wait)?;
+                    for k in 0..self.events.len() {
+                        let event = self.events[k];
+                        let (token, flags) = (event.u64, event.events);
+                        self.on_event(token as usize, flags);
+                    }
+                }
+                Io::Uring(ring) => {
+                    ring.wait(&mut self.done, wait)?;
+                    for k in 0..self.done.len() {
+                        self.on_completion(self.done[k]);
+                    }
+                }
             }
         }
     }
@@ -390,6 +444,7 @@ impl<'a> Worker<'a> {
             }
             Phase::Connecting if flags & sys::WRITABLE != 0 => {
                 self.conns[i].phase = Phase::Open;
+                self.arm_receive(i, now);
                 self.send_due(i, now);
             }
             Phase::Open => {
@@ -409,11 +464,114 @@ impl<'a> Worker<'a> {
         }
     }
 
+    /// io_uring: what came back for slot `i`; its buffer, if any, goes back to the kernel once
+    /// its bytes are decoded. A completion of a connection already dropped is ignored.
+    fn on_completion(&mut self, c: Completion) {
+        self.complete(c);
+        if let (Some(bid), Io::Uring(ring)) = (c.buffer, &mut self.io) {
+            ring.recycle(bid);
+        }
+    }
+
+    fn complete(&mut self, c: Completion) {
+        let i = c.slot;
+        let Some(conn) = self.conns.get(i) else {
+            return;
+        };
+        if conn.stream.is_none() || !Ring::same_generation(conn.generation, c.generation) {
+            return;
+        }
+        let now = self.now();
+        match (c.op, conn.phase) {
+            // A poll's result is the readiness mask, in the bits epoll uses too.
+            (Op::Connected, Phase::Connecting) if c.result < 0 => self.on_event(i, sys::FAILED),
+            (Op::Connected, Phase::Connecting) => self.on_event(i, c.result as u32),
+            // The buffers ran out (a burst larger than they hold): the receive ended; arm it
+            // again, the buffers of this batch go back before the next wait.
+            (Op::Received, Phase::Open | Phase::Draining) if c.result == -libc::ENOBUFS => {
+                self.arm_receive(i, now)
+            }
+            (Op::Received, Phase::Open) => self.received(i, c.result, c.buffer, now),
+            (Op::Received, Phase::Draining) if c.result > 0 => self.arm_receive(i, now),
+            (Op::Received, Phase::Draining) => {
+                self.close(i);
+                self.reopen(i, now);
+            }
+            (Op::Sent, Phase::Open) => self.sent(i, c.result, now),
+            _ => {}
+        }
+    }
+
+    /// io_uring: keeps a receive in flight on slot `i` (epoll needs nothing: readiness comes).
+    fn arm_receive(&mut self, i: usize, now: u64) {
+        let conn = &self.conns[i];
+        let (Io::Uring(ring), Some(stream)) = (&mut self.io, conn.stream.as_ref()) else {
+            return;
+        };
+        if ring
+            .receive(i, conn.generation, stream.as_raw_fd())
+            .is_err()
+        {
+            self.fail(i, ErrorKind::Read, now);
+        }
+    }
+
+    /// io_uring: a receive on open slot `i` returned `result`.
+    fn received(&mut self, i: usize, result: i32, buffer: Option<u16>, now: u64) {
+        if result < 0 {
+            return self.fail(i, ErrorKind::Read, now);
+        }
+        if result == 0 {
+            return self.end_of_stream(i, now);
+        }
+        let n = result as usize;
+        if now >= self.plan.measure_start {
+            self.rec.bytes(n, now);
+        }
+        let Some(bid) = buffer else {
+            // Bytes without a buffer: the kernel broke the provided-buffer contract.
+            return self.fail(i, ErrorKind::Read, now);
+        };
+        match self.absorb(i, n, bid, now) {
+            Verdict::Continue => {}
+            Verdict::Closing => {
+                self.begin_drain(i, 0, n, now);
+                return self.arm_receive(i, now);
+            }
+            Verdict::Failed(kind) => return self.fail(i, kind, now),
+        }
+        self.arm_receive(i, now);
+        self.send_due(i, now);
+    }
+
+    /// io_uring: a send on open slot `i` returned `result`.
+    fn sent(&mut self, i: usize, result: i32, now: u64) {
+        let conn = &mut self.conns[i];
+        conn.sending = false;
+        if result <= 0 {
+            return self.fail(i, ErrorKind::Write, now);
+        }
+        conn.write_from += result as usize;
+        if conn.write_from < conn.write_to {
+            return self.flush(i, now);
+        }
+        conn.write_from = 0;
+        conn.write_to = 0;
+        self.send_due(i, now);
+    }
+
     /// Opens slot `i`'s connection.
     fn connect(&mut self, i: usize, now: u64) {
         match sys::connect(&self.plan.addr) {
             Ok(stream) => {
-                if self.poller.add(stream.as_raw_fd(), i as u64).is_err() {
+                let conn = &mut self.conns[i];
+                conn.generation = conn.generation.wrapping_add(1);
+                let fd = stream.as_raw_fd();
+                let watched = match &mut self.io {
+                    Io::Epoll(poller) => poller.add(fd, i as u64),
+                    Io::Uring(ring) => ring.poll_connected(i, conn.generation, fd),
+                };
+                if watched.is_err() {
                     return self.connect_failed(i, ErrorKind::Connect, now);
                 }
                 let conn = &mut self.conns[i];
@@ -439,7 +597,7 @@ impl<'a> Worker<'a> {
                     if now >= self.plan.measure_start {
                         self.rec.bytes(n, now);
                     }
-                    match self.absorb(i, n, now) {
+                    match self.absorb(i, n, 0, now) {
                         Verdict::Continue => {}
                         Verdict::Closing => return self.begin_drain(i, flags, n, now),
                         Verdict::Failed(kind) => return self.fail(i, kind, now),
@@ -459,22 +617,28 @@ impl<'a> Worker<'a> {
         self.send_due(i, now);
     }
 
-    /// Decodes the `n` bytes just read (after any carried tail) and records each response.
-    fn absorb(&mut self, i: usize, n: usize, now: u64) -> Verdict {
+    /// Decodes the `n` bytes just read (after any carried tail) and records each response;
+    /// with io_uring they are in provided buffer `bid`.
+    fn absorb(&mut self, i: usize, n: usize, bid: u16, now: u64) -> Verdict {
         let Worker {
             conns,
             buf,
             rec,
             plan,
+            io,
             ..
         } = self;
         let conn = &mut conns[i];
+        let data: &[u8] = match io {
+            Io::Epoll(_) => &buf[..n],
+            Io::Uring(ring) => ring.received(bid, n),
+        };
         let mut carry = std::mem::take(&mut conn.carry);
         let carried = !carry.is_empty();
         if carried {
-            carry.extend_from_slice(&buf[..n]);
+            carry.extend_from_slice(data);
         }
-        let input: &[u8] = if carried { &carry } else { &buf[..n] };
+        let input: &[u8] = if carried { &carry } else { data };
         let mut pos = 0;
         let mut verdict = Verdict::Continue;
         while pos <= input.len() {
@@ -515,7 +679,7 @@ impl<'a> Worker<'a> {
                 if carried {
                     carry.drain(..pos);
                 } else {
-                    carry.extend_from_slice(&buf[pos..n]);
+                    carry.extend_from_slice(&data[pos..]);
                 }
             }
             _ => carry.clear(),
@@ -654,9 +818,16 @@ impl<'a> Worker<'a> {
         conn.since = now;
     }
 
-    /// Drops slot `i`'s socket (which also takes it out of the epoll set).
+    /// Drops slot `i`'s socket (which also takes it out of the epoll set, or cancels what the
+    /// ring has in flight on it).
     fn close(&mut self, i: usize) {
         let conn = &mut self.conns[i];
+        if let (Io::Uring(ring), Some(stream)) = (&mut self.io, conn.stream.as_ref()) {
+            // An error here leaves the operations to complete on their own; their buffers
+            // stay with the ring, and the generation check drops their results.
+            let _ = ring.forget(i, stream.as_raw_fd());
+        }
+        conn.sending = false;
         conn.stream = None;
         conn.phase = Phase::Idle;
         conn.carry.clear();
@@ -751,12 +922,27 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// Writes slot `i`'s pending bytes until done or the socket is full.
+    /// Writes slot `i`'s pending bytes until done or the socket is full; with io_uring, queues
+    /// one send of them (its completion sends the rest, or what is due next).
     fn flush(&mut self, i: usize, now: u64) {
         let conn = &mut self.conns[i];
         let Some(stream) = conn.stream.as_ref() else {
             return;
         };
+        if let Io::Uring(ring) = &mut self.io {
+            if conn.sending || conn.write_from >= conn.write_to {
+                return;
+            }
+            let range = conn.write_from..conn.write_to;
+            if ring
+                .send(i, conn.generation, stream.as_raw_fd(), range)
+                .is_err()
+            {
+                return self.fail(i, ErrorKind::Write, now);
+            }
+            conn.sending = true;
+            return;
+        }
         while conn.write_from < conn.write_to {
             match (&*stream).write(&self.plan.batch[conn.write_from..conn.write_to]) {
                 Ok(0) => return self.fail(i, ErrorKind::Write, now),

@@ -4,7 +4,7 @@
 //! for every cell of its matrix, in this same process.
 
 use crate::cli::RunArgs;
-use crate::engine::{Plan, Share, Worker};
+use crate::engine::{Engine, Io, Plan, Share, Worker};
 use crate::format::format_us;
 use crate::hlog;
 use crate::report::{
@@ -12,7 +12,7 @@ use crate::report::{
     ThreadOut,
 };
 use crate::stats::{Collector, Recorder, Report, Second, Tally};
-use crate::sys::{self, Poller};
+use crate::sys::{self, Ring};
 use common::client::{encode_request, EncodeError, RequestSpec};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -134,7 +134,22 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn Error>> {
             update_bar(bar, tick, load.warmup, args.requests.is_some());
         }
     };
-    let report = measure(&load, args.hlog.as_deref(), &interrupted, &mut on_tick);
+    let engine = match args.engine {
+        Some(Engine::Uring) => {
+            if let Err(e) = Ring::new(1, 8, 64, b"") {
+                return Err(format!("--engine uring: the kernel refused io_uring ({e})").into());
+            }
+            Engine::Uring
+        }
+        Some(Engine::Epoll) | None => Engine::Epoll,
+    };
+    let report = measure_with(
+        &load,
+        engine,
+        args.hlog.as_deref(),
+        &interrupted,
+        &mut on_tick,
+    );
     if let Some(bar) = &progress {
         bar.finish_and_clear();
     }
@@ -169,6 +184,18 @@ pub fn run(args: &RunArgs) -> Result<(), Box<dyn Error>> {
 /// setting `interrupted` stops the run early, and the report covers what ran.
 pub fn measure(
     load: &Load,
+    hlog: Option<&Path>,
+    interrupted: &AtomicBool,
+    on_tick: &mut dyn FnMut(Tick),
+) -> Result<RunReport, Box<dyn Error>> {
+    measure_with(load, Engine::Epoll, hlog, interrupted, on_tick)
+}
+
+/// [`measure`] with the given engine ([`measure`] takes epoll, the cheaper of the two on
+/// loopback as `make bench-loadgen` measures them).
+pub fn measure_with(
+    load: &Load,
+    engine: Engine,
     hlog: Option<&Path>,
     interrupted: &AtomicBool,
     on_tick: &mut dyn FnMut(Tick),
@@ -252,14 +279,14 @@ pub fn measure(
             let rec = Recorder::new(index, open_loop, warmup, plan.last_bin, tx.clone());
             let (plan, slot) = (&plan, &slot.0);
             handles.push(scope.spawn(move || -> io::Result<()> {
-                let poller = match Poller::new() {
-                    Ok(p) => p,
+                let io = match Io::open(engine, plan, share.connections) {
+                    Ok(io) => io,
                     Err(e) => {
                         rec.finish(sys::CpuTime::default(), Duration::ZERO, 0);
                         return Err(e);
                     }
                 };
-                Worker::new(plan, share, base, poller, rec, interrupted, slot).run()
+                Worker::new(plan, share, base, io, rec, interrupted, slot).run()
             }));
         }
         drop(tx);

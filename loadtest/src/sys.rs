@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 /// Readiness a connection is registered for, once: edge-triggered, so the generator never calls
@@ -379,4 +380,292 @@ pub fn page_size() -> u64 {
     // SAFETY: sysconf takes no pointers.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
+/// What an io_uring operation was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// A wait for a connecting socket to turn writable (`POLL_ADD`); the result is the mask.
+    Connected,
+    /// Bytes of the connection's multishot receive; the result is the byte count.
+    Received,
+    /// A send of a range of the request bytes; the result is the byte count.
+    Sent,
+}
+
+/// One completion: the slot and connection generation it was issued for, the operation, the
+/// kernel's result (a count or mask, or a negated errno), and for a receive the buffer that
+/// holds its bytes, to be handed back with [`Ring::recycle`].
+#[derive(Debug, Clone, Copy)]
+pub struct Completion {
+    /// The connection slot.
+    pub slot: usize,
+    /// The connection's generation at issue: a completion of an older one is stale.
+    pub generation: u32,
+    /// The operation.
+    pub op: Op,
+    /// Result: non-negative on success, `-errno` on failure.
+    pub result: i32,
+    /// The provided buffer a receive filled.
+    pub buffer: Option<u16>,
+}
+
+const OP_CONNECTED: u64 = 1;
+const OP_RECEIVED: u64 = 2;
+const OP_SENT: u64 = 3;
+const OP_CANCEL: u64 = 4;
+/// The one buffer group of a ring.
+const GROUP: u16 = 0;
+
+fn tag(slot: usize, generation: u32, op: u64) -> u64 {
+    ((slot as u64) << 32) | (u64::from(generation & 0x00ff_ffff) << 8) | op
+}
+
+/// An io_uring instance for one generator thread, with the memory the kernel reads and writes:
+/// the request bytes that sends take from, and a ring of provided buffers that every
+/// connection's multishot receive fills (the kernel picks a free one per completion; the engine
+/// hands it back once it has decoded its bytes). One receive request per connection stays armed
+/// for the connection's life, so a request/response costs one send submission and two
+/// completions. The ring owns all that memory and, when dropped, cancels everything in flight
+/// and waits for it before freeing any.
+pub struct Ring {
+    ring: io_uring::IoUring,
+    batch: Box<[u8]>,
+    /// The buffers, `buffer_size` bytes each, back to back.
+    pool: Box<[u8]>,
+    buffer_size: usize,
+    /// The shared ring of buffer descriptors (page-aligned, from mmap), `count` entries.
+    entries: *mut io_uring::types::BufRingEntry,
+    count: u16,
+    tail: u16,
+    /// Per slot: the tag of its armed receive, if any.
+    receiving: Vec<Option<u64>>,
+    in_flight: usize,
+}
+
+impl Ring {
+    /// A ring for `slots` connections, receiving into `buffers` buffers of `buffer_size`
+    /// bytes, sending ranges of `batch`. Fails with the kernel's error where io_uring (or a
+    /// provided-buffer ring, from Linux 5.19) is refused.
+    pub fn new(slots: usize, buffers: u16, buffer_size: usize, batch: &[u8]) -> io::Result<Ring> {
+        let count = buffers.next_power_of_two().clamp(8, 1 << 15);
+        let entries = (slots * 2 + 64).next_power_of_two().clamp(64, 4096) as u32;
+        let ring = io_uring::IoUring::builder()
+            .setup_coop_taskrun()
+            .setup_single_issuer()
+            .setup_cqsize(entries * 4)
+            .setup_clamp()
+            .build(entries)?;
+        let bytes = usize::from(count) * std::mem::size_of::<io_uring::types::BufRingEntry>();
+        // SAFETY: an anonymous private mapping takes no pointer of ours; the result is checked.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if map == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let mut ring = Ring {
+            ring,
+            batch: batch.into(),
+            pool: vec![0; usize::from(count) * buffer_size].into_boxed_slice(),
+            buffer_size,
+            entries: map.cast(),
+            count,
+            tail: 0,
+            receiving: vec![None; slots],
+            in_flight: 0,
+        };
+        // SAFETY: `entries` is a page-aligned mapping of `count` zeroed descriptors that lives
+        // as long as the ring (unmapped in Drop, after the kernel let go of the group).
+        unsafe {
+            ring.ring
+                .submitter()
+                .register_buf_ring_with_flags(map as u64, count, GROUP, 0)?;
+        }
+        for bid in 0..count {
+            ring.recycle(bid);
+        }
+        Ok(ring)
+    }
+
+    fn push(&mut self, entry: &io_uring::squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: every entry pushed points only into memory the ring owns and keeps until
+            // the entry's completion (see the type's doc), or into none.
+            if unsafe { self.ring.submission().push(entry) }.is_ok() {
+                self.in_flight += 1;
+                return Ok(());
+            }
+            self.ring.submit()?;
+        }
+    }
+
+    /// Waits for connecting socket `fd` of `slot` to turn writable or fail.
+    pub fn poll_connected(&mut self, slot: usize, generation: u32, fd: RawFd) -> io::Result<()> {
+        let mask = (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) as u32;
+        let entry = io_uring::opcode::PollAdd::new(io_uring::types::Fd(fd), mask)
+            .build()
+            .user_data(tag(slot, generation, OP_CONNECTED));
+        self.push(&entry)
+    }
+
+    /// Arms `slot`'s multishot receive on `fd`, unless it is armed already.
+    pub fn receive(&mut self, slot: usize, generation: u32, fd: RawFd) -> io::Result<()> {
+        if self.receiving[slot].is_some() {
+            return Ok(());
+        }
+        let user_data = tag(slot, generation, OP_RECEIVED);
+        let entry = io_uring::opcode::RecvMulti::new(io_uring::types::Fd(fd), GROUP)
+            .build()
+            .user_data(user_data);
+        self.push(&entry)?;
+        self.receiving[slot] = Some(user_data);
+        Ok(())
+    }
+
+    /// The first `n` bytes of provided buffer `bid`.
+    pub fn received(&self, bid: u16, n: usize) -> &[u8] {
+        let start = usize::from(bid) * self.buffer_size;
+        &self.pool[start..start + n.min(self.buffer_size)]
+    }
+
+    /// Hands provided buffer `bid` back to the kernel.
+    pub fn recycle(&mut self, bid: u16) {
+        let start = usize::from(bid) * self.buffer_size;
+        let index = usize::from(self.tail & (self.count - 1));
+        // SAFETY: `index` is below `count`, the mapping's length in entries; the kernel reads
+        // an entry only once the tail below has moved past it.
+        let entry = unsafe { &mut *self.entries.add(index) };
+        entry.set_addr(self.pool[start..].as_ptr() as u64);
+        entry.set_len(self.buffer_size as u32);
+        entry.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+        // SAFETY: the first entry's tail field is a u16 the kernel reads; publishing it with
+        // release ordering makes the entry written above visible first.
+        unsafe {
+            let tail = io_uring::types::BufRingEntry::tail(self.entries) as *const AtomicU16;
+            (*tail).store(self.tail, Ordering::Release);
+        }
+    }
+
+    /// Sends `range` of the request bytes on `fd`.
+    pub fn send(
+        &mut self,
+        slot: usize,
+        generation: u32,
+        fd: RawFd,
+        range: std::ops::Range<usize>,
+    ) -> io::Result<()> {
+        let bytes = &self.batch[range];
+        let entry = io_uring::opcode::Send::new(
+            io_uring::types::Fd(fd),
+            bytes.as_ptr(),
+            bytes.len() as u32,
+        )
+        .flags(libc::MSG_NOSIGNAL)
+        .build()
+        .user_data(tag(slot, generation, OP_SENT));
+        self.push(&entry)
+    }
+
+    /// `slot`'s connection on `fd` is about to be closed: what was queued for it goes to the
+    /// kernel now (while `fd` still names it), and everything in flight on it is cancelled.
+    pub fn forget(&mut self, slot: usize, fd: RawFd) -> io::Result<()> {
+        self.receiving[slot] = None;
+        let cancel = io_uring::types::CancelBuilder::fd(io_uring::types::Fd(fd)).all();
+        let entry = io_uring::opcode::AsyncCancel2::new(cancel)
+            .build()
+            .user_data(OP_CANCEL);
+        self.push(&entry)?;
+        self.ring.submit()?;
+        Ok(())
+    }
+
+    /// Submits what is queued and waits up to `timeout` for at least one completion, then
+    /// appends every completion to `out` (a cancel's own completion is not reported). An
+    /// interrupted or timed-out wait returns with what there is.
+    pub fn wait(&mut self, out: &mut Vec<Completion>, timeout: Duration) -> io::Result<()> {
+        out.clear();
+        let ts = io_uring::types::Timespec::new()
+            .sec(timeout.as_secs())
+            .nsec(timeout.subsec_nanos());
+        let args = io_uring::types::SubmitArgs::new().timespec(&ts);
+        match self.ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ETIME | libc::EINTR | libc::EBUSY)
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        for cqe in self.ring.completion() {
+            let user_data = cqe.user_data();
+            let more = io_uring::cqueue::more(cqe.flags());
+            if !more {
+                self.in_flight -= 1;
+            }
+            let op = match user_data & 0xff {
+                OP_CONNECTED => Op::Connected,
+                OP_RECEIVED => Op::Received,
+                OP_SENT => Op::Sent,
+                _ => continue,
+            };
+            let slot = (user_data >> 32) as usize;
+            if op == Op::Received && !more && self.receiving.get(slot) == Some(&Some(user_data)) {
+                self.receiving[slot] = None;
+            }
+            out.push(Completion {
+                slot,
+                generation: ((user_data >> 8) & 0x00ff_ffff) as u32,
+                op,
+                result: cqe.result(),
+                buffer: io_uring::cqueue::buffer_select(cqe.flags()),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `generation` (as a completion carries it) is `current`'s.
+    pub fn same_generation(current: u32, generation: u32) -> bool {
+        current & 0x00ff_ffff == generation
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // The kernel may still write into the buffers: cancel everything and wait for it.
+        let entry = io_uring::opcode::AsyncCancel2::new(io_uring::types::CancelBuilder::any())
+            .build()
+            .user_data(OP_CANCEL);
+        if self.push(&entry).is_ok() {
+            let mut done = Vec::new();
+            for _ in 0..10 {
+                if self.in_flight == 0 {
+                    break;
+                }
+                if self.wait(&mut done, Duration::from_millis(200)).is_err() {
+                    break;
+                }
+            }
+        }
+        if self.in_flight > 0 {
+            // The kernel would not let go: never free what it may still write.
+            std::mem::forget(std::mem::take(&mut self.pool));
+            return;
+        }
+        // An error leaves the group to go with the ring; the pages stay pinned until then.
+        let _ = self.ring.submitter().unregister_buf_ring(GROUP);
+        let bytes = usize::from(self.count) * std::mem::size_of::<io_uring::types::BufRingEntry>();
+        // SAFETY: nothing is in flight, so the kernel reads no descriptor any more; the mapping
+        // is ours and unmapped once.
+        unsafe { libc::munmap(self.entries.cast(), bytes) };
+    }
 }

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use support::{exclusive, loadtest_raw, loadtest_run, read_request, serve};
+use support::{exclusive, loadtest_raw, loadtest_run, read_request, serve, ENGINES};
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
@@ -84,16 +84,33 @@ fn url(port: u16) -> String {
 #[test]
 fn a_server_closing_mid_body_is_a_read_error() {
     let _one = exclusive();
-    let port = serve(half_body);
-    let run = loadtest_run(&["-c", "2", "-t", "1", "-n", "40", &url(port)]);
-    assert_eq!(run.count("/errors/read"), 40, "{:#}", run.json["errors"]);
-    assert_eq!(
-        run.count("/requests"),
-        0,
-        "a cut response is not a response"
-    );
-    assert_eq!(run.count("/responses/2xx"), 0);
-    assert_eq!(run.count("/latency/count"), 0);
+    for engine in ENGINES {
+        let port = serve(half_body);
+        let run = loadtest_run(&[
+            "--engine",
+            engine,
+            "-c",
+            "2",
+            "-t",
+            "1",
+            "-n",
+            "40",
+            &url(port),
+        ]);
+        assert_eq!(
+            run.count("/errors/read"),
+            40,
+            "{engine}: {:#}",
+            run.json["errors"]
+        );
+        assert_eq!(
+            run.count("/requests"),
+            0,
+            "{engine}: a cut response is not a response"
+        );
+        assert_eq!(run.count("/responses/2xx"), 0, "{engine}");
+        assert_eq!(run.count("/latency/count"), 0, "{engine}");
+    }
 }
 
 #[test]
@@ -117,20 +134,24 @@ fn ambiguous_framing_is_a_parse_error() {
 #[test]
 fn a_silent_server_times_out() {
     let _one = exclusive();
-    let port = serve(silent);
-    let run = loadtest_run(&[
-        "-c",
-        "3",
-        "-t",
-        "1",
-        "-n",
-        "3",
-        "--timeout",
-        "300ms",
-        &url(port),
-    ]);
-    assert_eq!(run.count("/errors/timeout"), 3);
-    assert_eq!(run.count("/requests"), 0);
+    for engine in ENGINES {
+        let port = serve(silent);
+        let args = [
+            "--engine",
+            engine,
+            "-c",
+            "3",
+            "-t",
+            "1",
+            "-n",
+            "3",
+            "--timeout",
+            "300ms",
+        ];
+        let run = loadtest_run(&[&args[..], &[&url(port)]].concat());
+        assert_eq!(run.count("/errors/timeout"), 3, "{engine}");
+        assert_eq!(run.count("/requests"), 0, "{engine}");
+    }
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::Value;
 use std::collections::HashSet;
-use support::{exclusive, loadtest_raw, loadtest_run, Nginx, TempDir};
+use support::{exclusive, loadtest_raw, loadtest_run, Nginx, TempDir, ENGINES};
 
 #[test]
 fn request_count_matches_the_access_log() {
@@ -40,38 +40,50 @@ fn request_count_matches_the_access_log() {
 #[test]
 fn n_requests_are_exactly_n() {
     let _one = exclusive();
-    let mut nginx = Nginx::start();
-    let run = loadtest_run(&["-c", "7", "-t", "2", "-n", "2000", &nginx.url("/hello")]);
-    let log = nginx.stop_and_read_log();
-    assert_eq!(run.count("/requests"), 2000);
-    assert_eq!(log.len(), 2000);
-    assert_eq!(run.count("/sent"), 2000);
+    for engine in ENGINES {
+        let mut nginx = Nginx::start();
+        let url = nginx.url("/hello");
+        let run = loadtest_run(&["--engine", engine, "-c", "7", "-t", "2", "-n", "2000", &url]);
+        let log = nginx.stop_and_read_log();
+        assert_eq!(run.count("/requests"), 2000, "{engine}");
+        assert_eq!(log.len(), 2000, "{engine}");
+        assert_eq!(run.count("/sent"), 2000, "{engine}");
+    }
 }
 
 #[test]
 fn pipelined_requests_survive_the_server_closing() {
     let _one = exclusive();
-    let mut nginx = Nginx::start();
-    let run = loadtest_run(&[
-        "-c",
-        "4",
-        "-t",
-        "1",
-        "--pipeline",
-        "8",
-        "-n",
-        "3000",
-        &nginx.url("/p"),
-    ]);
-    let log = nginx.stop_and_read_log();
-    assert_eq!(run.count("/requests"), 3000);
-    assert_eq!(log.len(), 3000, "nginx answered each request once");
-    assert_eq!(run.count("/errors/total"), 0);
-    // At request 100 nginx closes with more requests already written behind it.
-    assert!(
-        run.count("/retried") > 0,
-        "requests behind a closing response are sent again"
-    );
+    for engine in ENGINES {
+        let mut nginx = Nginx::start();
+        let url = nginx.url("/p");
+        let args = [
+            "--engine",
+            engine,
+            "-c",
+            "4",
+            "-t",
+            "1",
+            "--pipeline",
+            "8",
+            "-n",
+            "3000",
+        ];
+        let run = loadtest_run(&[&args[..], &[&url]].concat());
+        let log = nginx.stop_and_read_log();
+        assert_eq!(run.count("/requests"), 3000, "{engine}");
+        assert_eq!(
+            log.len(),
+            3000,
+            "{engine}: nginx answered each request once"
+        );
+        assert_eq!(run.count("/errors/total"), 0, "{engine}");
+        // At request 100 nginx closes with more requests already written behind it.
+        assert!(
+            run.count("/retried") > 0,
+            "{engine}: requests behind a closing response are sent again"
+        );
+    }
 }
 
 #[test]

@@ -298,6 +298,9 @@ impl Run {
     }
 }
 
+/// The engines of `loadtest run --engine`: the tests of the engine loop run under each.
+pub const ENGINES: [&str; 2] = ["epoll", "uring"];
+
 /// Runs the built `loadtest` binary with `args`.
 pub fn loadtest_raw(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_loadtest"))
