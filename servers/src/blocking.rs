@@ -88,14 +88,8 @@ pub fn serve_reaped(ctx: &Ctx, mut stream: TcpStream, registry: &Registry) {
                 let read = stream.read(conn.read_buf());
                 slot.disarm();
                 let now = Instant::now();
-                match read {
-                    // The reaper shut our input because the deadline passed: 408 or close.
-                    Ok(0) if conn.poll_timeout().is_some_and(|at| at <= now) => {
-                        conn.handle_timeout(now);
-                    }
-                    Ok(n) => conn.received(n, now),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
+                if !take_read(&mut conn, read, now) {
+                    break;
                 }
             }
             // Every ready request was answered above.
@@ -442,4 +436,17 @@ impl Drop for Registered<'_> {
     fn drop(&mut self) {
         self.registry.lock().remove(self.key);
     }
+}
+
+/// What a blocking read that the reaper may cut short gave the connection: bytes, its deadline
+/// (the reaper shut the input, so an empty read before the deadline is the peer's end, after it
+/// a timeout: 408 or close), or an end. `false` when the connection is done.
+pub(crate) fn take_read(conn: &mut Connection, read: io::Result<usize>, now: Instant) -> bool {
+    match read {
+        Ok(0) if conn.poll_timeout().is_some_and(|at| at <= now) => conn.handle_timeout(now),
+        Ok(n) => conn.received(n, now),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        Err(_) => return false,
+    }
+    true
 }

@@ -53,7 +53,7 @@
 
 use crate::admission::{AcceptFailed, Backoff};
 use crate::async_conn::scheduler_threads;
-use crate::blocking::{flush, reap, reaper_tick, Registry};
+use crate::blocking::{flush, reap, reaper_tick, take_read, Registry};
 use crate::server::Ctx;
 use crate::shutdown;
 use common::handler::{internal_error, run_job};
@@ -169,14 +169,8 @@ fn serve(ctx: &Ctx, mut stream: TcpStream, registry: &Registry) {
                 let read = reader.read(&stream, conn.read_buf());
                 slot.disarm();
                 let now = Instant::now();
-                match read {
-                    // The reaper shut our input because the deadline passed: 408 or close.
-                    Ok(0) if conn.poll_timeout().is_some_and(|at| at <= now) => {
-                        conn.handle_timeout(now);
-                    }
-                    Ok(n) => conn.received(n, now),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => return,
+                if !take_read(&mut conn, read, now) {
+                    return;
                 }
             }
             // Every ready request was answered above.
