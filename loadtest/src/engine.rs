@@ -36,6 +36,14 @@
 //! each thread has its share of the count. A request is measured when its intended time is at
 //! or after the end of the warm-up.
 //!
+//! With `--engine uring` the same state machine runs on io_uring completions instead of epoll
+//! readiness: a connect waits on a `POLL_ADD`, each open connection keeps one multishot receive
+//! armed into the ring's provided buffers, and a write is a queued send whose completion sends
+//! the rest or what is due next. Everything queued goes to the kernel in the one call that also
+//! waits. The clock is read once per completion batch: the kernel produced the batch's
+//! receives as the wait returned. A completion of a connection since closed is known by its
+//! generation and dropped; closing a connection cancels what the ring has in flight on it.
+//!
 //! This file is longer than most on purpose: the slot, its states and the loop that moves them
 //! are one state machine, and its rules read best side by side, as the theory above walks them.
 
@@ -372,8 +380,11 @@ impl<'a> Worker<'a> {
                 }
                 Io::Uring(ring) => {
                     ring.wait(&mut self.done, wait)?;
+                    // The kernel produced this batch's receives as the wait returned, and its
+                    // sends leave at the next wait: one clock read stands for all of them.
+                    let now = self.now();
                     for k in 0..self.done.len() {
-                        self.on_completion(self.done[k]);
+                        self.on_completion(self.done[k], now);
                     }
                 }
             }
@@ -466,14 +477,14 @@ impl<'a> Worker<'a> {
 
     /// io_uring: what came back for slot `i`; its buffer, if any, goes back to the kernel once
     /// its bytes are decoded. A completion of a connection already dropped is ignored.
-    fn on_completion(&mut self, c: Completion) {
-        self.complete(c);
+    fn on_completion(&mut self, c: Completion, now: u64) {
+        self.complete(c, now);
         if let (Some(bid), Io::Uring(ring)) = (c.buffer, &mut self.io) {
             ring.recycle(bid);
         }
     }
 
-    fn complete(&mut self, c: Completion) {
+    fn complete(&mut self, c: Completion, now: u64) {
         let i = c.slot;
         let Some(conn) = self.conns.get(i) else {
             return;
@@ -481,7 +492,6 @@ impl<'a> Worker<'a> {
         if conn.stream.is_none() || !Ring::same_generation(conn.generation, c.generation) {
             return;
         }
-        let now = self.now();
         match (c.op, conn.phase) {
             // A poll's result is the readiness mask, in the bits epoll uses too.
             (Op::Connected, Phase::Connecting) if c.result < 0 => self.on_event(i, sys::FAILED),
