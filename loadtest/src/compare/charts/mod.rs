@@ -77,21 +77,15 @@ pub fn render_all(dir: &Path, results: &Results) -> ChartSet {
             .unwrap_or(0)
     };
     for info in &results.scenarios {
-        let cells: Vec<&Cell> = results
-            .cells
-            .iter()
-            .filter(|c| c.scenario == info.name && c.status == Status::Ok && c.headline.is_some())
-            .collect();
-        if cells.is_empty() {
+        let Some(ScenarioCharts {
+            cells,
+            variants,
+            sweep,
+            latency_variants,
+        }) = scenario_charts(results, info.name)
+        else {
             continue;
-        }
-        let mut variants: Vec<&str> = Vec::new();
-        for c in &cells {
-            if !variants.contains(&c.variant.as_str()) {
-                variants.push(&c.variant);
-            }
-        }
-        let sweep = variants.len() > 1 && variants.iter().all(|v| v.starts_with("c="));
+        };
         if sweep {
             let throughput = throughput_series(&cells, &variants, &style_of);
             let labels: Vec<String> = variants
@@ -103,18 +97,6 @@ pub fn render_all(dir: &Path, results: &Results) -> ChartSet {
                 draw_throughput(root, &title, &labels, &throughput)
             });
         }
-        // One latency chart per variant, except that a sweep shows the one at 64 connections
-        // (or its middle point): many curves per chart already.
-        let latency_variants: Vec<&str> = if sweep {
-            let pick = variants
-                .iter()
-                .find(|v| **v == "c=64")
-                .or_else(|| variants.get(variants.len() / 2))
-                .copied();
-            pick.into_iter().collect()
-        } else {
-            variants.clone()
-        };
         for v in latency_variants {
             let series = latency_series(&cells, v, &style_of);
             let what = if variants.len() > 1 || sweep {
@@ -145,6 +127,57 @@ pub fn render_all(dir: &Path, results: &Results) -> ChartSet {
     anatomy_chart(&mut set, &charts_dir, results);
     pair_charts(&mut set, &charts_dir, results, &style_of);
     set
+}
+
+/// What a scenario's charts are drawn from, decided once for report.md's charts and
+/// report.html's: its measured cells, its variants in run order, whether they are a
+/// concurrency sweep, and the variants that get a latency chart (one per variant, except that a
+/// sweep shows the one at 64 connections, or its middle point: many curves per chart already).
+pub struct ScenarioCharts<'a> {
+    /// The scenario's measured cells.
+    pub cells: Vec<&'a Cell>,
+    /// Its variants, in the order the cells ran them.
+    pub variants: Vec<&'a str>,
+    /// The variants are connection counts (`c=N`), more than one: a throughput chart.
+    pub sweep: bool,
+    /// The variants drawn as latency curves.
+    pub latency_variants: Vec<&'a str>,
+}
+
+/// The charts plan of `scenario`; `None` when it has no measured cell.
+pub fn scenario_charts(results: &Results, scenario: Scenario) -> Option<ScenarioCharts<'_>> {
+    let cells: Vec<&Cell> = results
+        .cells
+        .iter()
+        .filter(|c| c.scenario == scenario && c.status == Status::Ok && c.headline.is_some())
+        .collect();
+    if cells.is_empty() {
+        return None;
+    }
+    let mut variants: Vec<&str> = Vec::new();
+    for c in &cells {
+        if !variants.contains(&c.variant.as_str()) {
+            variants.push(&c.variant);
+        }
+    }
+    let sweep = variants.len() > 1 && variants.iter().all(|v| v.starts_with("c="));
+    let latency_variants = if sweep {
+        variants
+            .iter()
+            .find(|v| **v == "c=64")
+            .or_else(|| variants.get(variants.len() / 2))
+            .copied()
+            .into_iter()
+            .collect()
+    } else {
+        variants.clone()
+    };
+    Some(ScenarioCharts {
+        cells,
+        variants,
+        sweep,
+        latency_variants,
+    })
 }
 
 /// One chart per mirror and original: their latency curves in the cell

@@ -3,6 +3,7 @@
 //! idle connection for c10k, syscalls per request for the anatomy), each point carrying the
 //! words of its tooltip.
 
+use crate::compare::charts::{scenario_charts, ScenarioCharts};
 use crate::compare::file_name as file_part;
 use crate::compare::results::{anatomy_headline, anatomy_kinds, Cell, Results, Status};
 use crate::compare::scenario::{Crowd, Scenario};
@@ -102,36 +103,18 @@ pub struct Plot {
 pub fn plots(r: &Results) -> Vec<Plot> {
     let mut out = Vec::new();
     for info in &r.scenarios {
-        let cells: Vec<&Cell> = r
-            .cells
-            .iter()
-            .filter(|c| c.scenario == info.name && c.status == Status::Ok && c.headline.is_some())
-            .collect();
-        if cells.is_empty() {
+        let Some(ScenarioCharts {
+            cells,
+            variants,
+            sweep,
+            latency_variants,
+        }) = scenario_charts(r, info.name)
+        else {
             continue;
-        }
-        let mut variants: Vec<&str> = Vec::new();
-        for c in &cells {
-            if !variants.contains(&c.variant.as_str()) {
-                variants.push(&c.variant);
-            }
-        }
-        let sweep = variants.len() > 1 && variants.iter().all(|v| v.starts_with("c="));
+        };
         if sweep {
             out.push(throughput(r, info.name, &cells, &variants));
         }
-        // As report.md: a sweep's latency chart is the one at 64 connections (or its middle).
-        let latency_variants: Vec<&str> = if sweep {
-            variants
-                .iter()
-                .find(|v| **v == "c=64")
-                .or_else(|| variants.get(variants.len() / 2))
-                .copied()
-                .into_iter()
-                .collect()
-        } else {
-            variants.clone()
-        };
         for v in latency_variants {
             let what = if variants.len() > 1 || sweep {
                 format!(
