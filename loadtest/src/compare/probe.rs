@@ -159,33 +159,27 @@ pub fn process_counters(text: &str) -> Option<ProcessCounters> {
 
 /// The value of the sample named `name`, as a finite non-negative number.
 pub fn sample_f64(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (key, value) = line.trim().split_once(char::is_whitespace)?;
-            if key != name {
-                return None;
-            }
-            let v: f64 = value.split_whitespace().next()?.parse().ok()?;
-            (v.is_finite() && v >= 0.0).then_some(v)
-        })
+    let v: f64 = sample_value(text, name)?.parse().ok()?;
+    (v.is_finite() && v >= 0.0).then_some(v)
 }
 
 /// The value of the sample named `name` (without labels) in Prometheus text format.
 pub fn sample(text: &str, name: &str) -> Option<u64> {
+    // A counter is an integer, but the format allows "12" or "12.0" or "1.2e3".
+    let value = sample_value(text, name)?;
+    value.parse::<u64>().ok().or_else(|| {
+        let v: f64 = value.parse().ok()?;
+        (v.is_finite() && v >= 0.0).then_some(v as u64)
+    })
+}
+
+/// The value text of the first sample named exactly `name` (no labels), comments skipped.
+fn sample_value<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .find_map(|line| {
             let (key, value) = line.trim().split_once(char::is_whitespace)?;
-            if key != name {
-                return None;
-            }
-            // A counter is an integer, but the format allows "12" or "12.0" or "1.2e3".
-            let value = value.split_whitespace().next()?;
-            value.parse::<u64>().ok().or_else(|| {
-                let v: f64 = value.parse().ok()?;
-                (v.is_finite() && v >= 0.0).then_some(v as u64)
-            })
+            (key == name).then(|| value.split_whitespace().next())?
         })
 }
 
