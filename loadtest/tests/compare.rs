@@ -319,9 +319,28 @@ fn the_anatomy_of_a_request_is_counted() {
         eprintln!("perf unavailable here: {why}");
         return;
     }
-    // Divided by the server's own count of the requests in perf's span.
+    // Counted over the warm-up (a quarter second with --quick), divided by the server's own
+    // count of the requests in that span: part of the cell's, whose check still agrees with the
+    // client although the count's own two reads of /metrics fell inside it.
     assert_eq!(a["requests_from"], "server");
-    assert_eq!(a["requests"], cell["metrics"]["server_requests"]);
+    let counted = a["requests"].as_u64().expect("requests");
+    let in_cell = cell["metrics"]["server_requests"]
+        .as_u64()
+        .expect("server count");
+    assert!(counted > 0 && counted < in_cell, "{counted} of {in_cell}");
+    assert_eq!(cell["metrics"]["agrees"], true, "{}", cell["metrics"]);
+    let wall = a["counts"]["wall_s"].as_f64().expect("wall_s");
+    assert!((0.2..0.6).contains(&wall), "counted for {wall} s");
+    // The machine's prices turn the counts into time.
+    let prices = &results["machine"]["prices"];
+    let syscall_ns = prices["syscall_ns"].as_f64().expect("syscall price");
+    let handoff_ns = prices["handoff_ns"].as_f64().expect("hand-off price");
+    assert!(syscall_ns > 0.0 && handoff_ns > syscall_ns, "{prices}");
+    assert!(report.contains("Kernel prices"), "{report}");
+    assert!(
+        section.contains("Entering the kernel costs"),
+        "the reading prices the trips: {section}"
+    );
     let total = a["counts"]["syscalls"].as_u64().expect("a syscall count");
     let kinds: u64 = a["counts"]["by_kind"]
         .as_object()
@@ -367,6 +386,14 @@ fn the_anatomy_of_a_request_is_counted() {
         report.contains("Not counted: turned off with --no-anatomy."),
         "{report}"
     );
+
+    // The anatomy lives in the warm-up: without one it is not counted, and the report says why.
+    let (_, results, _) = run("cold", &["--warmup", "0s"]);
+    let why = results["cells"][0]["anatomy"]["counts"]["unavailable"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(why.contains("--warmup 0s"), "{}", results["cells"][0]);
 }
 
 #[test]

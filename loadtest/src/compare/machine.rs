@@ -104,6 +104,7 @@ pub fn machine() -> Machine {
         ),
         memory_kb,
         hostname: read("/proc/sys/kernel/hostname").trim().to_string(),
+        prices: None,
     }
 }
 

@@ -39,6 +39,7 @@ pub mod machine;
 pub mod markdown;
 pub mod palette;
 pub mod plan;
+pub mod prices;
 pub mod probe;
 pub mod progress;
 pub mod proxy;
@@ -242,6 +243,21 @@ pub fn compare(args: &CompareArgs) -> Result<(), Box<dyn Error>> {
         targets: subjects.iter().map(target_info).collect(),
         cells: Vec::new(),
     };
+    // The kernel's prices, on the CPU the servers run on: they turn the anatomy's counts into
+    // time. Only where the servers run here.
+    if start_mode {
+        let cpu = server_cpus
+            .as_ref()
+            .and_then(|c| c.first().copied())
+            .or_else(|| sys::allowed_cpus().ok().and_then(|c| c.first().copied()));
+        match prices::measure(cpu) {
+            Ok(p) => results.machine.prices = Some(p),
+            Err(e) => results
+                .setup
+                .notes
+                .push(format!("the kernel's prices were not measured: {e}")),
+        }
+    }
 
     let plan = plan_cells(&subjects, &scenarios, &settings, args.rounds);
     let mut progress = Progress::new(&plan);

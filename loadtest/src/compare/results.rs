@@ -57,6 +57,10 @@ pub struct Machine {
     pub memory_kb: u64,
     /// Host name.
     pub hostname: String,
+    /// What the kernel charges here for a syscall and for a hand-off between threads, measured
+    /// before the cells on the servers' CPU; absent in target mode and in older results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<crate::compare::prices::Prices>,
 }
 
 /// Versions of what ran.
@@ -248,13 +252,13 @@ impl Cell {
 /// What a cell's server did in the kernel, in all and per request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CellAnatomy {
-    /// The counts over the counted span: perf's from the first request of the warm-up to the
-    /// last of the load, /proc's over the same span.
+    /// The counts over the cell's warm-up: perf's from just before the load's first
+    /// connection to the end of its warm-up, /proc's over the same span.
     pub counts: Anatomy,
     /// The requests the per-request figures divide by.
     pub requests: u64,
     /// Whose count `requests` is: `server` (zoo's `zoo_requests_total` over the same span) or
-    /// `client` (the responses the generator received, warm-up included).
+    /// `client` (the responses the generator received in the warm-up).
     pub requests_from: String,
     /// The counts over `requests`; null when there were none.
     pub per_request: Option<PerRequest>,

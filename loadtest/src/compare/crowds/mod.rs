@@ -4,7 +4,7 @@
 pub mod idle;
 pub mod slowloris;
 
-use crate::compare::anatomy::Counting;
+use crate::compare::anatomy::WarmUp;
 use crate::compare::results::{Cell, IdleFigures, Status};
 use crate::compare::sampling::{self, Samplers};
 use crate::compare::scenario::cell::{
@@ -73,8 +73,8 @@ pub fn run_c10k(
             5,
         )?,
     )];
-    let counting = start_anatomy(ep, s);
     let counters_before = scrape(ep);
+    let counting = start_anatomy(ep, s);
     let sampler = Samplers::start(ep.pid, ep.proxy_pid, s.warmup, s.sample_period);
     let measured = run_loads(loads, interrupted, on_tick);
     let usage = sampler.finish();
@@ -84,14 +84,21 @@ pub fn run_c10k(
         Ok(results) => results,
         Err(e) => {
             // perf is stopped either way: it must not outlive the cell.
-            counting.map(Counting::finish);
+            counting.map(WarmUp::finish);
             return Err(e);
         }
     };
     let counters_after = scrape(ep);
-    let counts = counting.map(Counting::finish);
-    finish_cell(cell, ep, results, usage, counters_before, counters_after);
-    put_anatomy(cell, counts);
+    finish_cell(
+        cell,
+        ep,
+        results,
+        usage,
+        counters_before,
+        counters_after,
+        counting.as_ref(),
+    );
+    put_anatomy(cell, counting);
     let rss_before = before.map(|b| b.rss_bytes).or(series_before);
     let rss_with_idle = with_idle.map(|w| w.rss_bytes).or(series_with_idle);
     let per_connection = match (rss_before, rss_with_idle) {
@@ -169,7 +176,6 @@ pub fn run_slowloris(
     let mut normal = load(ep, s, "GET", "/plaintext", &[], NORMAL_SLOTS, true, 2)?;
     normal.rate = Some(NORMAL_RATE);
     // Read the counter before the crowd arrives: a starved server could not answer it after.
-    let counting = start_anatomy(ep, s);
     let counters_before = scrape(ep);
     let crowd = Slowloris::start(
         ep.addr,
@@ -179,6 +185,7 @@ pub fn run_slowloris(
         Duration::from_millis(TRICKLE_MS),
     );
     crowd.wait_connected(s.slow_clients as u64, Duration::from_secs(3));
+    let counting = start_anatomy(ep, s);
     let sampler = Samplers::start(ep.pid, ep.proxy_pid, s.warmup, s.sample_period);
     let measured = run_loads(vec![("main", normal)], interrupted, on_tick);
     let usage = sampler.finish();
@@ -187,16 +194,23 @@ pub fn run_slowloris(
         Ok(results) => results,
         Err(e) => {
             // perf is stopped either way: it must not outlive the cell.
-            counting.map(Counting::finish);
+            counting.map(WarmUp::finish);
             return Err(e);
         }
     };
     // The server needs a moment to notice the crowd has gone before it can answer again.
     std::thread::sleep(Duration::from_millis(100));
     let counters_after = scrape(ep);
-    let counts = counting.map(Counting::finish);
-    finish_cell(cell, ep, results, usage, counters_before, counters_after);
-    put_anatomy(cell, counts);
+    finish_cell(
+        cell,
+        ep,
+        results,
+        usage,
+        counters_before,
+        counters_after,
+        counting.as_ref(),
+    );
+    put_anatomy(cell, counting);
     cell.slow = Some(slow?);
     Ok(())
 }

@@ -30,9 +30,11 @@ pub fn section(r: &Results, charts: &ChartSet) -> String {
          p-forms, rt_sigtimedwait; **accept**; **clone**: clone, clone3, fork, vfork; **other**: \
          the rest); **cs** is perf's count of context switches, **vol** and **invol** the \
          voluntary (the task waited) and involuntary (it was preempted) ones of the live tasks \
-         from /proc; **user** and **sys** are CPU µs from /proc. The span is the whole load, \
-         warm-up included, so a connection's setup (accept, a thread's clone) is in it; \
-         every cell's figures are in results.json.\n",
+         from /proc; **user** and **sys** are CPU µs from /proc. They are counted over each \
+         cell's warm-up, the same load from its first connection, so a connection's setup \
+         (accept, a thread's clone) is in them, while perf's own cost (its tracepoints slow \
+         every syscall and switch) stays out of the figures measured after; every cell's \
+         figures are in results.json.\n",
         variant.replace("c=", "at ")
             + if variant.starts_with("c=") {
                 " connections"
@@ -81,9 +83,9 @@ pub fn section(r: &Results, charts: &ChartSet) -> String {
         );
     }
     out += "\n**requests** is what each figure is divided by: the server's own count through \
-            /metrics over the counted span (server), or the responses the client received \
+            /metrics over the warm-up (server), or the responses the client received in it \
             (client) where the server has no /metrics.\n\n";
-    let reading = crate::compare::reading::anatomy(&cells);
+    let reading = crate::compare::reading::anatomy(&cells, r.machine.prices.as_ref());
     if !reading.is_empty() {
         let _ = writeln!(out, "**Reading.** {}\n", reading.join(" "));
     }

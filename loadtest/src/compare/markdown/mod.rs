@@ -9,7 +9,7 @@ mod table;
 
 use crate::compare::charts::ChartSet;
 use crate::compare::results::{Cell, Results, Status};
-use crate::format::{format_us, gib, seconds, thousands};
+use crate::format::{format_us, gib, per_request, seconds, thousands};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 pub use table::baseline_rps;
@@ -106,6 +106,16 @@ fn preamble(r: &Results) -> String {
         m.kernel,
         gib(m.memory_kb)
     );
+    if let Some(p) = &m.prices {
+        let _ = writeln!(
+            out,
+            "Kernel prices{}, measured before the cells: a syscall {} µs, a hand-off between two \
+             threads on one CPU (a sleeping thread woken and switched to) {} µs.  ",
+            p.cpu.map(|c| format!(" on CPU {c}")).unwrap_or_default(),
+            per_request(p.syscall_ns / 1e3),
+            per_request(p.handoff_ns / 1e3)
+        );
+    }
     let mut versions = vec![format!("loadtest {}", r.versions.loadtest)];
     versions.extend(r.versions.zoo.clone());
     versions.extend(r.versions.nginx.clone());

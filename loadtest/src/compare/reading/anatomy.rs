@@ -1,6 +1,7 @@
 //! The reading of the anatomy table.
 
 use crate::compare::markdown::capitalise;
+use crate::compare::prices::Prices;
 use crate::compare::results::{Cell, PerRequest};
 use crate::format::{per_request, ratio, whole_percent, whole_ratio};
 
@@ -43,8 +44,9 @@ fn range(values: &[f64]) -> String {
 
 /// The reading of the anatomy table: who makes the fewest trips into the kernel and what
 /// they are, threads against processes against multiplexing in syscalls and context switches,
-/// what io_uring's batching saves, where the CPU goes. Only what the cells' figures hold.
-pub fn anatomy(cells: &[&Cell]) -> Vec<String> {
+/// what io_uring's batching saves, where the CPU goes. Only what the cells' figures hold, and,
+/// where the machine's `prices` were measured, what the counts cost at those prices.
+pub fn anatomy(cells: &[&Cell], prices: Option<&Prices>) -> Vec<String> {
     let per: Vec<(&str, &PerRequest)> = cells
         .iter()
         .filter_map(|c| Some((c.target.as_str(), c.anatomy.as_ref()?.per_request.as_ref()?)))
@@ -125,13 +127,57 @@ pub fn anatomy(cells: &[&Cell]) -> Vec<String> {
         loops.iter().min_by(|a, b| a.1.total_cmp(&b.1)),
     ) {
         if best.1 > 0.0 {
-            out.push(format!(
+            let mut s = format!(
                 "A thread per connection pays {} context switches per request, {} those of the \
-                 cheapest event loop ({}, {}).",
+                 cheapest event loop ({}, {})",
                 per_request(thread),
                 times(thread / best.1),
                 best.0,
                 per_request(best.1)
+            );
+            let cpu_of = |name: &str| {
+                per.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, p)| p.user_us + p.system_us)
+                    .filter(|&us| us > 0.0)
+            };
+            if let (Some(prices), Some(thread_us), Some(best_us)) =
+                (prices, cpu_of("thread"), cpu_of(best.0))
+            {
+                let switches_us = thread * prices.handoff_ns / 1e3;
+                s += &format!(
+                    ". At this machine's price of a hand-off between threads ({} µs, measured \
+                     before the cells), those switches are {} µs of the {} µs of CPU thread \
+                     spends per request, against {} µs in all for {}",
+                    per_request(prices.handoff_ns / 1e3),
+                    per_request(switches_us),
+                    per_request(thread_us),
+                    per_request(best_us),
+                    best.0
+                );
+            }
+            out.push(s + ".");
+        }
+    }
+    if let (Some(prices), Some((name, p, total))) = (prices, counted.last()) {
+        let cpu_us = p.user_us + p.system_us;
+        if cpu_us > 0.0 {
+            let entries_us = total * prices.syscall_ns / 1e3;
+            out.push(format!(
+                "Entering the kernel costs {} µs here (a syscall that does nothing): {}'s {} \
+                 syscalls per request, the most, take {} µs of its {} µs of CPU in entries \
+                 alone ({}){}.",
+                per_request(prices.syscall_ns / 1e3),
+                name,
+                per_request(*total),
+                per_request(entries_us),
+                per_request(cpu_us),
+                whole_percent(entries_us / cpu_us),
+                if entries_us < 0.5 * cpu_us {
+                    ": a trip's price is mostly the work done inside it"
+                } else {
+                    ""
+                }
             ));
         }
     }

@@ -555,6 +555,64 @@ mod tests {
         c
     }
 
+    /// `target` with an anatomy of `syscalls` (half reads, half writes) and `switches` per
+    /// request over 1000 requests and `cpu_us` of CPU per request.
+    fn counted(target: &str, syscalls: u64, switches: u64, cpu_us: f64) -> Cell {
+        use crate::compare::anatomy::Anatomy;
+        use crate::compare::results::CellAnatomy;
+        let mut c = cell(target, "c=64", 1000.0, 900);
+        let counts = Anatomy {
+            wall_s: 1.0,
+            syscalls: Some(syscalls * 1000),
+            by_kind: [("read", syscalls * 500), ("write", syscalls * 500)]
+                .into_iter()
+                .map(|(k, n)| (k.to_string(), n))
+                .collect(),
+            context_switches: Some(switches * 1000),
+            system_s: cpu_us * 1e-3,
+            ..Anatomy::default()
+        };
+        c.anatomy = Some(CellAnatomy::new(counts, 1000, "server"));
+        c
+    }
+
+    #[test]
+    fn the_anatomy_reading_prices_the_switches_and_the_entries() {
+        use crate::compare::prices::Prices;
+        let mut event_loop = counted("epoll", 4, 0, 10.0);
+        // One switch in a hundred requests, so that thread has a loop to be compared with.
+        if let Some(a) = event_loop.anatomy.as_mut() {
+            a.counts.context_switches = Some(10);
+            *a = crate::compare::results::CellAnatomy::new(a.counts.clone(), 1000, "server");
+        }
+        let cells = [counted("thread", 2, 1, 13.0), event_loop];
+        let refs: Vec<&Cell> = cells.iter().collect();
+        // Without prices no time is put on the counts.
+        let plain = anatomy(&refs, None).join(" ");
+        assert!(!plain.contains("µs"), "{plain}");
+        let prices = Prices {
+            cpu: Some(0),
+            syscall_ns: 250.0,
+            handoff_ns: 2500.0,
+        };
+        let text = anatomy(&refs, Some(&prices)).join(" ");
+        assert!(
+            text.contains(
+                "(2.50 µs, measured before the cells), those switches are 2.50 µs of the 13.0 µs"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("against 10.0 µs in all for epoll"), "{text}");
+        // epoll makes the most syscalls: 4 at 0.25 µs are 1 µs of its 10.
+        assert!(
+            text.contains(
+                "epoll's 4.00 syscalls per request, the most, take 1.00 µs of its 10.0 µs"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("(10%): a trip's price is mostly"), "{text}");
+    }
+
     #[test]
     fn the_behind_reading_says_what_the_hop_cost_and_fixed() {
         let cells = vec![

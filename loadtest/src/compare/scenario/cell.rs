@@ -6,13 +6,14 @@
 //! and slowloris its slow clients before the counter is read, so that the server's count and
 //! the client's cover the same requests; both close them before the second read.
 //!
-//! The anatomy of the requests ([`anatomy`](crate::compare::anatomy)) is counted from just
-//! before the first read of the counter to just after the second, so that perf's span holds
-//! exactly the requests the server counted (warm-up included: a thread per connection pays its
-//! `clone` when the connection opens, in the warm-up, and that belongs to the anatomy too).
+//! The anatomy of the requests ([`anatomy`](crate::compare::anatomy)) is counted over the
+//! warm-up of the load, from just before its first connection opens (a thread per connection
+//! pays its `clone` then, and that belongs to the anatomy too) to the end of the warm-up, with
+//! the server's counter read at both ends: perf's own cost then stays out of the figures
+//! measured after it.
 
 use super::*;
-use crate::compare::anatomy::{Anatomy, Counting};
+use crate::compare::anatomy::WarmUp;
 use crate::compare::crowds;
 use crate::compare::probe;
 use crate::compare::results::{
@@ -214,8 +215,8 @@ pub fn measure_cell(
     interrupted: &AtomicBool,
     on_tick: OnTick<'_>,
 ) -> Result<(), String> {
-    let counting = start_anatomy(ep, s);
     let before = scrape(ep);
+    let counting = start_anatomy(ep, s);
     let sampler = Samplers::start(ep.pid, ep.proxy_pid, s.warmup, s.sample_period);
     let measured = run_loads(loads, interrupted, on_tick);
     let usage = sampler.finish();
@@ -223,40 +224,40 @@ pub fn measure_cell(
         Ok(results) => results,
         Err(e) => {
             // perf is stopped either way: it must not outlive the cell.
-            counting.map(Counting::finish);
+            counting.map(WarmUp::finish);
             return Err(e);
         }
     };
     let after = scrape(ep);
-    let counts = counting.map(Counting::finish);
-    finish_cell(cell, ep, results, usage, before, after);
-    put_anatomy(cell, counts);
+    finish_cell(cell, ep, results, usage, before, after, counting.as_ref());
+    put_anatomy(cell, counting);
     Ok(())
 }
 
-/// Starts counting a cell's anatomy, where it is counted: on a server compare started (so its
-/// pid is known), unless `--no-anatomy` turned it off.
-pub fn start_anatomy(ep: &Endpoint, s: &Settings) -> Option<Counting> {
+/// Starts counting a cell's anatomy over its warm-up ([`WarmUp`]), where it is counted: on a
+/// server compare started (so its pid is known), unless `--no-anatomy` turned it off. Called
+/// just before the cell's loads start.
+pub fn start_anatomy(ep: &Endpoint, s: &Settings) -> Option<WarmUp> {
     if !s.anatomy {
         return None;
     }
-    ep.pid.map(Counting::start)
+    let pid = ep.pid?;
+    let ep = ep.clone();
+    Some(WarmUp::start(pid, s.warmup, move || {
+        scrape(&ep).and_then(Result::ok).map(|c| c.requests)
+    }))
 }
 
 /// Puts the counts in a finished cell, per request over what the server counted through
-/// `/metrics` in the same span, else over the responses the client received.
-pub fn put_anatomy(cell: &mut Cell, counts: Option<Anatomy>) {
-    let Some(counts) = counts else {
+/// `/metrics` over the same span, else over the responses the client received in its warm-up.
+pub fn put_anatomy(cell: &mut Cell, counted: Option<WarmUp>) {
+    let Some((counts, server)) = counted.map(WarmUp::finish) else {
         return;
     };
-    let server = cell.metrics.as_ref().and_then(|m| m.server_requests);
     let (requests, from) = match server {
         Some(n) => (n, "server"),
         None => (
-            cell.loads
-                .iter()
-                .map(|l| l.report.requests + l.report.warmup_requests)
-                .sum(),
+            cell.loads.iter().map(|l| l.report.warmup_requests).sum(),
             "client",
         ),
     };
@@ -320,6 +321,7 @@ pub fn finish_cell(
     usage: Measured,
     before: Option<Result<probe::ServerCounters, String>>,
     after: Option<Result<probe::ServerCounters, String>>,
+    counting: Option<&WarmUp>,
 ) {
     let measured: u64 = loads.iter().map(|l| l.report.requests).sum();
     let client_responses: u64 = loads
@@ -363,8 +365,10 @@ pub fn finish_cell(
     };
     // A running target is not ours alone: its orchestrator's health checks (docker's
     // HEALTHCHECK hits /healthz) are counted too. Allow one such request per second of the cell.
+    // The anatomy's own reads of the counter are requests too.
+    let own = counting.map_or(0, WarmUp::reads);
     let others = match ep.pid {
-        Some(_) => 0,
+        Some(_) => own,
         None => {
             loads
                 .iter()
@@ -372,6 +376,7 @@ pub fn finish_cell(
                 .fold(0.0, f64::max)
                 .ceil() as u64
                 + 1
+                + own
         }
     };
     cell.metrics = match (before, after) {

@@ -1,0 +1,160 @@
+//! What the kernel charges on this machine for the two things a request's anatomy counts: a
+//! trip into the kernel, and a hand-off from one thread to another on the same CPU. Measured
+//! once before the cells run, on the CPU the servers will use, so that the anatomy's counts can
+//! be read as time: a model's syscalls per request times the price of one, its context switches
+//! times the price of a hand-off.
+//!
+//! - A syscall: `getppid`, which does no work in the kernel, through `syscall(2)` (libc could
+//!   answer some calls without entering the kernel).
+//! - A hand-off: two threads bound to one CPU pass a byte back and forth through two pipes, each
+//!   blocking in its read until the other writes. One round trip is two writes, two reads, and
+//!   twice what a thread-per-connection server pays when a request wakes its thread: the wake-up
+//!   of a sleeping thread and the switch to it. The same reads and writes timed on one thread,
+//!   where nothing blocks, are taken off, and what is left, halved, is the hand-off.
+//!
+//! Each price is the median of a few timed batches, so that a burst of other work on a shared
+//! machine moves it little. They are the machine's prices, not the models': virtual machines
+//! charge far more for a switch than bare metal does, which is what a thread per connection
+//! feels.
+
+use serde::{Deserialize, Serialize};
+use std::io::{Read, Write};
+use std::time::Instant;
+
+/// The machine's prices, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Prices {
+    /// The CPU they were measured on, if the measuring threads could be bound to one.
+    pub cpu: Option<usize>,
+    /// One syscall that does nothing in the kernel.
+    pub syscall_ns: f64,
+    /// One hand-off between two threads on one CPU: a sleeping thread woken and switched to.
+    pub handoff_ns: f64,
+}
+
+/// Timed batches per price; the median is kept.
+const BATCHES: usize = 5;
+/// Syscalls per batch.
+const SYSCALLS: u32 = 100_000;
+/// Pipe write-and-read pairs per batch, on one thread.
+const PIPE_OPS: u32 = 20_000;
+/// Round trips per batch between the two threads.
+const ROUND_TRIPS: u32 = 5_000;
+
+/// Measures the prices on `cpu` (or wherever the scheduler puts the threads, if `None` or the
+/// CPU refuses them). Takes about half a second on a machine where a hand-off costs a few
+/// microseconds. Fails only if a thread or a pipe cannot be had.
+pub fn measure(cpu: Option<usize>) -> Result<Prices, String> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let bound = cpu.filter(|&c| crate::sys::pin_current_thread(&[c]).is_ok());
+                let syscall_ns = median(|| time_syscalls(SYSCALLS));
+                let pipe_ns = median(|| time_pipe(PIPE_OPS).unwrap_or(f64::NAN));
+                // The partner thread is started from this one, so it is bound to the same CPU.
+                let round_trip_ns = median(|| time_round_trips(ROUND_TRIPS).unwrap_or(f64::NAN));
+                if pipe_ns.is_nan() || round_trip_ns.is_nan() {
+                    return Err("a pipe or a thread could not be had".to_string());
+                }
+                Ok(Prices {
+                    cpu: bound,
+                    syscall_ns,
+                    handoff_ns: ((round_trip_ns - 2.0 * pipe_ns) / 2.0).max(0.0),
+                })
+            })
+            .join()
+            .map_err(|_| "the measuring thread failed".to_string())?
+    })
+}
+
+/// The median of [`BATCHES`] runs of `batch`, each giving nanoseconds per operation.
+fn median(mut batch: impl FnMut() -> f64) -> f64 {
+    let mut runs: Vec<f64> = (0..BATCHES).map(|_| batch()).collect();
+    if runs.iter().any(|r| r.is_nan()) {
+        return f64::NAN;
+    }
+    runs.sort_by(f64::total_cmp);
+    runs[BATCHES / 2]
+}
+
+/// Nanoseconds per `getppid` syscall over `n` of them.
+fn time_syscalls(n: u32) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        // SAFETY: getppid takes no arguments and cannot fail.
+        std::hint::black_box(unsafe { libc::syscall(libc::SYS_getppid) });
+    }
+    start.elapsed().as_nanos() as f64 / f64::from(n)
+}
+
+/// Nanoseconds per one-byte pipe write followed by its read, on one thread (nothing blocks).
+fn time_pipe(n: u32) -> std::io::Result<f64> {
+    let (mut reader, mut writer) = std::io::pipe()?;
+    let mut byte = [0u8; 1];
+    let start = Instant::now();
+    for _ in 0..n {
+        writer.write_all(&byte)?;
+        reader.read_exact(&mut byte)?;
+    }
+    Ok(start.elapsed().as_nanos() as f64 / f64::from(n))
+}
+
+/// Nanoseconds per round trip of one byte between this thread and a partner it starts, each
+/// blocking in a read until the other writes.
+fn time_round_trips(n: u32) -> std::io::Result<f64> {
+    let (mut to_partner_r, mut to_partner_w) = std::io::pipe()?;
+    let (mut from_partner_r, mut from_partner_w) = std::io::pipe()?;
+    std::thread::scope(|scope| {
+        let partner = scope.spawn(move || -> std::io::Result<()> {
+            let mut byte = [0u8; 1];
+            for _ in 0..n {
+                to_partner_r.read_exact(&mut byte)?;
+                from_partner_w.write_all(&byte)?;
+            }
+            Ok(())
+        });
+        let mut byte = [0u8; 1];
+        let start = Instant::now();
+        for _ in 0..n {
+            to_partner_w.write_all(&byte)?;
+            from_partner_r.read_exact(&mut byte)?;
+        }
+        let took = start.elapsed();
+        partner
+            .join()
+            .map_err(|_| std::io::Error::other("the partner thread panicked"))??;
+        Ok(took.as_nanos() as f64 / f64::from(n))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_are_measured_and_plausible() {
+        let cpu = crate::sys::allowed_cpus()
+            .ok()
+            .and_then(|c| c.first().copied());
+        let p = measure(cpu).expect("threads and pipes are available");
+        assert_eq!(p.cpu, cpu, "binding to an allowed CPU works");
+        // A syscall costs tens of nanoseconds to a few microseconds on anything that runs this;
+        // a hand-off wakes a thread and switches to it, which is never cheaper than a syscall.
+        assert!(
+            p.syscall_ns > 10.0 && p.syscall_ns < 20_000.0,
+            "syscall {p:?}"
+        );
+        assert!(
+            p.handoff_ns > p.syscall_ns && p.handoff_ns < 1_000_000.0,
+            "hand-off {p:?}"
+        );
+    }
+
+    #[test]
+    fn the_median_ignores_one_outlier_and_refuses_a_failed_batch() {
+        let mut runs = [5.0, 1.0, 900.0, 2.0, 3.0].into_iter();
+        assert_eq!(median(|| runs.next().unwrap()), 3.0);
+        let mut runs = [5.0, f64::NAN, 1.0, 2.0, 3.0].into_iter();
+        assert!(median(|| runs.next().unwrap()).is_nan());
+    }
+}
