@@ -3,8 +3,10 @@
 //! report.html opened in headless Chromium, driven over the DevTools protocol: every chart and
 //! table is in the DOM, a legend click hides that series on every chart and a second shows it
 //! again, a family button hides its models, a column heading sorts with the baseline pinned, a
-//! point's tooltip shows, the page fits a narrow screen, print hides the toolbar, and nothing
-//! went to the console as an error. Reloaded with JavaScript off, the DOM still has the charts
+//! point's tooltip shows, the anatomy's bars are stacked by kind as results.json splits them
+//! (a segment per kind, as tall together as the total on the chart's axis, each with its own
+//! tooltip; its legend of kinds hides one by click and shows it by Enter), the page fits a narrow
+//! screen, print hides the toolbar, and nothing went to the console as an error. Reloaded with JavaScript off, the DOM still has the charts
 //! and tables, and the points their titles. Screenshots stay in
 //! `target/html-report-test/` (`report.png`, `report-narrow.png`).
 //!
@@ -445,7 +447,9 @@ fn report_html_in_a_browser() {
         "Array.from(document.querySelectorAll('.legend-entry[data-series=\"thread\"]'))\
          .map(e => e.getAttribute('aria-pressed'))",
     );
-    assert_eq!(pressed, json!(vec!["false"; expected_charts.len()]));
+    // Every chart's legend names the targets but the anatomy's, which names kinds.
+    let target_legends = expected_charts.len() - usize::from(counted);
+    assert_eq!(pressed, json!(vec!["false"; target_legends]));
     b.click("document.querySelector('#chart-upload-chunked-latency .legend-entry[data-series=\"thread\"]')");
     assert_eq!(
         shown(&mut b, "thread"),
@@ -474,6 +478,17 @@ fn report_html_in_a_browser() {
         tip.starts_with("epoll · ") && tip.ends_with(" req/s"),
         "tooltip: {tip}"
     );
+
+    // The anatomy's bars, stacked by kind.
+    if counted {
+        check_anatomy(&mut b, cells);
+    } else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "under CI perf must count, for the anatomy chart"
+        );
+        eprintln!("perf counted nothing here: the anatomy chart was not checked");
+    }
 
     // Sorting by p99, both ways, nginx pinned on top.
     let p99 = b
@@ -554,6 +569,270 @@ fn report_html_in_a_browser() {
         dom.contains("<title>epoll · "),
         "the points lost their titles without JS"
     );
+}
+
+/// The anatomy's kinds, bottom up as its bars stack them (the PNG's order).
+const KINDS: [&str; 9] = [
+    "read",
+    "write",
+    "wait",
+    "epoll_ctl",
+    "io_uring_enter",
+    "futex",
+    "accept",
+    "clone",
+    "other",
+];
+
+/// One segment of a stacked bar as the browser lays it out: kind, its lower and upper edges in
+/// screen pixels above the chart's 0, computed fill, tooltip, and whether it is displayed.
+#[derive(Debug)]
+struct Drawn {
+    kind: String,
+    from: f64,
+    to: f64,
+    fill: String,
+    tip: String,
+    shown: bool,
+}
+
+/// A model's bar as results.json has it: its syscalls per request of each kind it made, in
+/// [`KINDS`] order, and their sum.
+struct Bar {
+    target: String,
+    split: Vec<(&'static str, f64)>,
+    total: f64,
+}
+
+/// The segments of `target`'s bar on the anatomy chart, in document order.
+fn segments(b: &mut Browser, target: &str) -> Vec<Drawn> {
+    let (zero, _) = anatomy_axis(b);
+    let v = b.eval(&format!(
+        "Array.from(document.querySelectorAll('#chart-plaintext-anatomy \
+         g.series[data-series={}] rect.segment')).map(r => {{ const box = \
+         r.getBoundingClientRect(); return [r.dataset.kind, box.top, box.bottom, \
+         getComputedStyle(r).fill, r.dataset.tip || null, getComputedStyle(r).display !== 'none']; }})",
+        json!(target)
+    ));
+    v.as_array()
+        .expect("segments")
+        .iter()
+        .map(|s| Drawn {
+            kind: s[0].as_str().expect("data-kind").to_string(),
+            to: zero - s[1].as_f64().expect("top"),
+            from: zero - s[2].as_f64().expect("bottom"),
+            fill: s[3].as_str().expect("fill").to_string(),
+            tip: s[4].as_str().unwrap_or_default().to_string(),
+            shown: s[5].as_bool().expect("shown"),
+        })
+        .collect()
+}
+
+/// The anatomy chart's y axis in screen pixels: where 0 is, and pixels per syscall, read from
+/// its labelled grid lines.
+fn anatomy_axis(b: &mut Browser) -> (f64, f64) {
+    let ticks = b.eval(
+        "Array.from(document.querySelectorAll('#chart-plaintext-anatomy line.grid.major'))\
+         .map(l => [Number(l.nextElementSibling.textContent), l.getBoundingClientRect().top])",
+    );
+    let ticks: Vec<(f64, f64)> = ticks
+        .as_array()
+        .expect("ticks")
+        .iter()
+        .map(|t| {
+            (
+                t[0].as_f64().expect("a tick value"),
+                t[1].as_f64().expect("y"),
+            )
+        })
+        .collect();
+    assert!(ticks.len() >= 2, "the anatomy's y axis: {ticks:?}");
+    let (zero, top) = (ticks[0], ticks[ticks.len() - 1]);
+    assert_eq!(zero.0, 0.0, "the axis starts at 0: {ticks:?}");
+    (zero.1, (zero.1 - top.1) / top.0)
+}
+
+/// The anatomy chart against results.json: each model's bar a stack of one segment per kind it
+/// made, bottom up in the PNG's order, as tall together as its total on the chart's own axis,
+/// a colour per kind shared with the legend, and a tooltip naming model and kind; the legend
+/// lists the kinds; hiding one (a click) closes the bars up, showing it (Enter) restores them.
+fn check_anatomy(b: &mut Browser, cells: &[Value]) {
+    // The cell the anatomy shows: plaintext at 64 connections.
+    let bars: Vec<Bar> = cells
+        .iter()
+        .filter(|c| c["scenario"] == "plaintext" && c["variant"] == "c=64")
+        .filter(|c| c["anatomy"]["per_request"]["syscalls"].is_number())
+        .map(|c| {
+            let per = &c["anatomy"]["per_request"];
+            let split: Vec<(&str, f64)> = KINDS
+                .iter()
+                .map(|k| (*k, per["by_kind"][*k].as_f64().unwrap_or(0.0)))
+                .filter(|(_, v)| *v > 0.0)
+                .collect();
+            Bar {
+                target: c["target"].as_str().expect("target").to_string(),
+                total: split.iter().map(|k| k.1).sum(),
+                split,
+            }
+        })
+        .collect();
+    assert!(!bars.is_empty(), "no counted plaintext cell at c=64");
+    b.eval("document.getElementById('chart-plaintext-anatomy').scrollIntoView()");
+    let (_, per_syscall) = anatomy_axis(b);
+    let mut colours: Vec<(String, String)> = Vec::new();
+    for Bar {
+        target,
+        split,
+        total,
+    } in &bars
+    {
+        let drawn = segments(b, target);
+        let kinds: Vec<&str> = drawn.iter().map(|d| d.kind.as_str()).collect();
+        let want: Vec<&str> = split.iter().map(|k| k.0).collect();
+        assert_eq!(kinds, want, "{target}'s segments, bottom up: {drawn:?}");
+        // Bottom up: each segment sits on the one before, the first on the axis.
+        let mut below = 0.0;
+        for d in &drawn {
+            assert!((d.from - below).abs() < 1.0, "{target}: a gap: {drawn:?}");
+            below = d.to;
+            assert!(
+                d.tip.starts_with(&format!("{target} · {} · ", d.kind))
+                    && d.tip.contains(" syscalls per request, of "),
+                "{target}'s {} segment's tooltip: {:?}",
+                d.kind,
+                d.tip
+            );
+            match colours.iter().find(|c| c.0 == d.kind) {
+                Some(c) => assert_eq!(c.1, d.fill, "{} in two colours", d.kind),
+                None => colours.push((d.kind.clone(), d.fill.clone())),
+            }
+        }
+        let heights: f64 = drawn.iter().map(|d| d.to - d.from).sum();
+        let want = total * per_syscall;
+        assert!(
+            (heights - want).abs() <= 1.0,
+            "{target}: segments {heights:.1} px tall, its total {total:.3} is {want:.1} px"
+        );
+    }
+    let mut fills: Vec<&String> = colours.iter().map(|c| &c.1).collect();
+    fills.sort();
+    fills.dedup();
+    assert_eq!(
+        fills.len(),
+        colours.len(),
+        "two kinds share a colour: {colours:?}"
+    );
+
+    // The legend: the kinds some model made, the top of a stack first, each in its colour.
+    let legend = b.eval(
+        "Array.from(document.querySelectorAll('#chart-plaintext-anatomy .legend-entry'))\
+         .map(e => [e.dataset.kind || null, getComputedStyle(e.querySelector('rect:not(.legend-hit)')).fill])",
+    );
+    let legend: Vec<(String, String)> = legend
+        .as_array()
+        .expect("legend")
+        .iter()
+        .map(|e| {
+            let kind = e[0]
+                .as_str()
+                .unwrap_or_else(|| panic!("a legend entry without a kind: {e}"));
+            (kind.to_string(), e[1].as_str().expect("fill").to_string())
+        })
+        .collect();
+    let made: Vec<&str> = KINDS
+        .iter()
+        .rev()
+        .filter(|k| bars.iter().any(|b| b.split.iter().any(|s| s.0 == **k)))
+        .copied()
+        .collect();
+    let named: Vec<&str> = legend.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(named, made, "the anatomy's legend");
+    for (kind, fill) in &colours {
+        let entry = legend.iter().find(|e| e.0 == *kind).expect("in the legend");
+        assert_eq!(&entry.1, fill, "{kind}'s legend swatch");
+    }
+
+    // Hovering a bar's largest segment shows its tooltip.
+    let Bar {
+        target,
+        split,
+        total,
+    } = &bars[0];
+    let largest = split
+        .iter()
+        .max_by(|a, c| a.1.total_cmp(&c.1))
+        .expect("a segment")
+        .0;
+    b.hover(&format!(
+        "document.querySelector('#chart-plaintext-anatomy g.series[data-series={}] \
+         rect.segment[data-kind={}]')",
+        json!(target),
+        json!(largest)
+    ));
+    let tip = b.eval("(() => { const t = document.getElementById('tip'); return t.hidden ? null : t.textContent; })()");
+    assert!(
+        tip.as_str()
+            .is_some_and(|t| t.starts_with(&format!("{target} · {largest} · "))),
+        "hovering {target}'s {largest}: {tip}"
+    );
+
+    // Hiding the bottom kind closes each bar up onto the axis; Enter on its entry restores it.
+    let bottom = split[0].0;
+    let entry = format!(
+        "document.querySelector('#chart-plaintext-anatomy .legend-entry[data-kind={}]')",
+        json!(bottom)
+    );
+    let label = format!(
+        "document.querySelector('#chart-plaintext-anatomy g.series[data-series={}] \
+         .stack-total').textContent",
+        json!(target)
+    );
+    let written = b.eval(&label);
+    let before = segments(b, target);
+    b.click(&entry);
+    let hidden = segments(b, target);
+    // The total says what the shown kinds add up to, to its last written digit.
+    let left = total - split[0].1;
+    let shown_total: f64 = b
+        .eval(&label)
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("a total above the bar");
+    let digit = if left >= 10.0 { 0.5 } else { 0.05 };
+    assert!(
+        (shown_total - left).abs() <= digit + 1e-9,
+        "{target} without {bottom}: {shown_total} above the bar, {left:.3} left"
+    );
+    assert!(
+        !hidden[0].shown,
+        "{bottom} still drawn after its legend click"
+    );
+    if let Some(next) = hidden.get(1) {
+        assert!(
+            next.shown && next.from.abs() < 1.0,
+            "{target}'s bar did not close up: {hidden:?}"
+        );
+    }
+    assert_eq!(
+        b.eval(&format!("{entry}.getAttribute('aria-pressed')")),
+        json!("false")
+    );
+    b.eval(&format!("{entry}.focus()"));
+    for kind in ["keyDown", "keyUp"] {
+        b.call(
+            "Input.dispatchKeyEvent",
+            json!({"type": kind, "key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13}),
+        );
+    }
+    let again = segments(b, target);
+    assert_eq!(before.len(), again.len(), "{target}'s segments after Enter");
+    assert_eq!(b.eval(&label), written, "{target}'s total after Enter");
+    for (a, d) in before.iter().zip(&again) {
+        assert!(
+            d.shown && (a.from - d.from).abs() < 0.5 && (a.to - d.to).abs() < 0.5,
+            "{target}'s bar not restored by Enter: {before:?} then {again:?}"
+        );
+    }
 }
 
 /// A fresh directory under `dir`.

@@ -1,6 +1,7 @@
 //! The series colours of every chart, PNG and SVG (plotters) and report.html alike: twenty
 //! distinct ones (Tableau 20, the dark shade of each hue first), so a comparison of models and
-//! their originals gives every target a colour of its own before any repeats.
+//! their originals gives every target a colour of its own before any repeats. The anatomy's
+//! stacked bars colour their segments from the same list, by kind ([`kind_colour`]).
 
 /// The colours, as `#rrggbb`.
 pub const COLOURS: [&str; 20] = [
@@ -16,8 +17,30 @@ pub fn colour(i: usize) -> &'static str {
 
 /// The `i`th series' colour as red, green, blue.
 pub fn rgb(i: usize) -> (u8, u8, u8) {
-    let hex = colour(i).trim_start_matches('#');
-    let byte = |at: usize| u8::from_str_radix(&hex[at..at + 2], 16).unwrap_or(0);
+    to_rgb(colour(i))
+}
+
+/// The colour of the anatomy's `k`th kind of syscall, in
+/// [`anatomy_kinds`](crate::compare::results::anatomy_kinds) order: a stacked bar's segment of
+/// that kind, on report.md's chart and report.html's alike. The kinds take the series colours
+/// in order, so the nine of them are distinct.
+pub fn kind_colour(k: usize) -> &'static str {
+    colour(k)
+}
+
+/// [`kind_colour`] as red, green, blue.
+pub fn kind_rgb(k: usize) -> (u8, u8, u8) {
+    to_rgb(kind_colour(k))
+}
+
+/// `#rrggbb` as red, green, blue (every colour here is well formed: a bad digit would read 0).
+fn to_rgb(hex: &str) -> (u8, u8, u8) {
+    let hex = hex.trim_start_matches('#');
+    let byte = |at: usize| {
+        hex.get(at..at + 2)
+            .and_then(|b| u8::from_str_radix(b, 16).ok())
+            .unwrap_or(0)
+    };
     (byte(0), byte(2), byte(4))
 }
 
@@ -32,5 +55,15 @@ mod tests {
         seen.dedup();
         assert_eq!(seen.len(), 20);
         assert_eq!(rgb(0), (31, 119, 180));
+    }
+
+    #[test]
+    fn every_kind_has_a_colour_of_its_own() {
+        let kinds = crate::compare::results::anatomy_kinds();
+        let mut seen: Vec<&str> = (0..kinds.len()).map(kind_colour).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), kinds.len());
+        assert_eq!(kind_rgb(1), (255, 127, 14));
     }
 }

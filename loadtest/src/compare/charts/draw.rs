@@ -66,7 +66,8 @@ pub fn draw_bars(
 }
 
 /// One bar of a stacked chart: its label and its segments from the bottom up, in the order of
-/// the chart's segment names.
+/// the chart's segment names (the anatomy's kinds, each coloured by
+/// [`kind_colour`](crate::compare::palette::kind_colour) of its place).
 pub type Stack = (String, Vec<f64>);
 
 pub fn draw_stacked(
@@ -87,6 +88,12 @@ fn colour(style: usize, baseline: bool) -> RGBColor {
         return RGBColor(0, 0, 0);
     }
     let (r, g, b) = crate::compare::palette::rgb(style);
+    RGBColor(r, g, b)
+}
+
+/// The colour of a stacked bar's `k`th segment: the anatomy's kind `k`, as report.html has it.
+fn segment_colour(k: usize) -> RGBColor {
+    let (r, g, b) = crate::compare::palette::kind_rgb(k);
     RGBColor(r, g, b)
 }
 
@@ -447,7 +454,7 @@ fn stacked_on<DB: DrawingBackend>(
                 chart
                     .draw_series(std::iter::once(Rectangle::new(
                         [(x - 0.35, bottom), (x + 0.35, bottom + v)],
-                        colour(k, false).filled(),
+                        segment_colour(k).filled(),
                     )))
                     .map_err(err)?;
             }
@@ -469,7 +476,7 @@ fn stacked_on<DB: DrawingBackend>(
         legend_area
             .draw(&Rectangle::new(
                 [(10, y - 8), (34, y + 8)],
-                colour(k, false).filled(),
+                segment_colour(k).filled(),
             ))
             .map_err(err)?;
         legend_area

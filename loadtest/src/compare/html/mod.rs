@@ -2,8 +2,9 @@
 //! `results.json`. One self-contained file: styles and script inline, charts as inline SVG
 //! drawn here, nothing fetched when it is opened. With JavaScript off every table and chart is
 //! there (and each point's value in its `<title>`); with it, legend entries and family buttons
-//! show and hide series on every chart, a point's value follows the pointer, and tables sort by
-//! any column with the baseline rows pinned on top.
+//! show and hide series on every chart (the anatomy's legend, of kinds, the segments of its
+//! stacked bars), a point's value follows the pointer, and tables sort by any column with the
+//! baseline rows pinned on top.
 //!
 //! - [`styles`]: each target's colour, marker and dash, and its family.
 //! - [`plots`]: the charts as data, with each point's tooltip.

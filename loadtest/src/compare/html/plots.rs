@@ -1,10 +1,11 @@
 //! The charts of report.html, as data: the same set report.md draws with plotters
 //! (throughput by concurrency for the sweeps, latency by percentile per variant, memory per
-//! idle connection for c10k, syscalls per request for the anatomy), each point carrying the
-//! words of its tooltip.
+//! idle connection for c10k, syscalls per request by kind for the anatomy, stacked as the PNG
+//! stacks it), each point, and each segment of a stacked bar, carrying the words of its tooltip.
 
 use crate::compare::charts::{scenario_charts, ScenarioCharts};
 use crate::compare::file_name as file_part;
+use crate::compare::palette::kind_colour;
 use crate::compare::results::{anatomy_headline, anatomy_kinds, Cell, Results, Status};
 use crate::compare::scenario::{Crowd, Scenario};
 use crate::format::{format_us, per_request, quantile_words, thousands};
@@ -39,13 +40,41 @@ pub enum Scale {
     },
 }
 
-/// Lines through points, or a bar per series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Lines through points, or a bar per series, plain or stacked.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Shape {
-    /// A line per series, markers on some points.
+    /// A line per series, markers on some points; the legend lists the series.
     Lines,
-    /// One bar per series, at its single point.
+    /// One bar per series, at its single point; the legend lists the series.
     Bars,
+    /// One bar per series at its single point, made of that point's
+    /// [`segments`](Point::segments) stacked from the axis up in the order of `layers`; the
+    /// legend lists the layers, top down as they are stacked.
+    Stacked {
+        /// What the bars are split into, bottom up.
+        layers: Vec<Layer>,
+    },
+}
+
+/// One part every stacked bar may have (a kind of syscall): its name and colour, an entry of
+/// the legend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    /// The name, the key of its segments (`data-kind`).
+    pub name: String,
+    /// The fill of its segments and its legend swatch.
+    pub colour: &'static str,
+}
+
+/// One layer's part of a stacked bar, and what hovering it says.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// Its layer, an index into the shape's `layers`.
+    pub layer: usize,
+    /// Its height, in the y axis' units.
+    pub y: f64,
+    /// The tooltip: target, layer, value, and the bar's total.
+    pub tip: String,
 }
 
 /// One point and what hovering it says.
@@ -59,6 +88,9 @@ pub struct Point {
     pub tip: String,
     /// Whether it carries a visible marker (a curve of many points marks a few).
     pub marked: bool,
+    /// A stacked bar's parts, bottom up, by layer, none of them empty; their heights add up to
+    /// `y`. Empty on other charts.
+    pub segments: Vec<Segment>,
 }
 
 /// One target's points on a chart.
@@ -181,31 +213,44 @@ fn pairs(r: &Results) -> Vec<Plot> {
     out
 }
 
-/// The anatomy's chart: syscalls per request of each model in the anatomy table's cell. The
-/// PNG stacks each bar by kind; here a bar is the total and its tooltip gives the kinds.
+/// The anatomy's chart: syscalls per request of each model in the anatomy table's cell, each
+/// bar stacked by kind as the PNG stacks it (the same order, the same colours). A kind no model
+/// made is left out of the legend; the others keep their colours. Each segment's tooltip names
+/// its kind; the total above a bar gives the whole split, the tiny segments' too.
 fn anatomy(r: &Results) -> Option<Plot> {
-    let (scenario, variant, cells) = anatomy_headline(r)?;
+    let (scenario, variant, mut cells) = anatomy_headline(r)?;
+    cells.sort_by_key(|c| crate::compare::markdown::target_order(r, &c.target));
     let kinds = anatomy_kinds();
-    let mut bars: Vec<(String, f64, String)> = cells
+    // Each model's syscalls per request, one figure per kind in `kinds`' order.
+    let bars: Vec<(String, Vec<f64>)> = cells
         .iter()
         .filter_map(|c| {
             let p = c.anatomy.as_ref()?.per_request.as_ref()?;
-            let total = p.syscalls?;
-            let split: Vec<String> = kinds
-                .iter()
-                .filter_map(|k| Some((k, p.kind(k)?)))
-                .filter(|(_, v)| *v > 0.0)
-                .map(|(k, v)| format!("{k} {}", per_request(v)))
-                .collect();
-            Some((c.target.clone(), total, split.join(", ")))
+            p.syscalls?;
+            let split = kinds.iter().map(|k| p.kind(k).unwrap_or(0.0)).collect();
+            Some((c.target.clone(), split))
         })
         .collect();
     if bars.is_empty() {
         return None;
     }
-    let at = |name: &str| r.targets.iter().position(|t| t.name == name);
-    bars.sort_by_key(|b| at(&b.0).unwrap_or(usize::MAX));
-    let max = bars.iter().map(|b| b.1).fold(0.0, f64::max).max(0.1);
+    let present: Vec<usize> = (0..kinds.len())
+        .filter(|&k| bars.iter().any(|b| b.1[k] > 0.0))
+        .collect();
+    let layers: Vec<Layer> = present
+        .iter()
+        .map(|&k| Layer {
+            name: kinds[k].to_string(),
+            colour: kind_colour(k),
+        })
+        .collect();
+    // The total is what the segments add up to, so a bar is as tall as its parts.
+    let total = |split: &[f64]| split.iter().sum::<f64>();
+    let max = bars
+        .iter()
+        .map(|b| total(&b.1))
+        .fold(0.0, f64::max)
+        .max(0.1);
     let n = bars.len();
     let what = variant.replace("c=", "at ")
         + if variant.starts_with("c=") {
@@ -213,6 +258,49 @@ fn anatomy(r: &Results) -> Option<Plot> {
         } else {
             ""
         };
+    let series = bars
+        .iter()
+        .enumerate()
+        .map(|(i, (target, split))| {
+            let sum = total(split);
+            let parts: Vec<(usize, f64)> = present
+                .iter()
+                .enumerate()
+                .map(|(layer, &k)| (layer, split[k]))
+                .filter(|(_, v)| *v > 0.0)
+                .collect();
+            let words: Vec<String> = parts
+                .iter()
+                .map(|&(layer, v)| format!("{} {}", layers[layer].name, per_request(v)))
+                .collect();
+            Series {
+                target: target.clone(),
+                points: vec![Point {
+                    x: i as f64,
+                    y: sum,
+                    tip: format!(
+                        "{target} · {} syscalls per request: {}",
+                        per_request(sum),
+                        words.join(", ")
+                    ),
+                    marked: false,
+                    segments: parts
+                        .iter()
+                        .map(|&(layer, v)| Segment {
+                            layer,
+                            y: v,
+                            tip: format!(
+                                "{target} · {} · {} syscalls per request, of {} in all",
+                                layers[layer].name,
+                                per_request(v),
+                                per_request(sum)
+                            ),
+                        })
+                        .collect(),
+                }],
+            }
+        })
+        .collect();
     Some(Plot {
         id: format!("{scenario}-anatomy"),
         scenario,
@@ -227,23 +315,8 @@ fn anatomy(r: &Results) -> Option<Plot> {
             .collect(),
         scale: Scale::Linear { max: max * 1.2 },
         unit: Unit::Syscalls,
-        shape: Shape::Bars,
-        series: bars
-            .into_iter()
-            .enumerate()
-            .map(|(i, (target, total, split))| Series {
-                points: vec![Point {
-                    x: i as f64,
-                    y: total,
-                    tip: format!(
-                        "{target} · {} syscalls per request: {split}",
-                        per_request(total)
-                    ),
-                    marked: false,
-                }],
-                target,
-            })
-            .collect(),
+        shape: Shape::Stacked { layers },
+        series,
         pair: None,
     })
 }
@@ -272,6 +345,7 @@ fn throughput(r: &Results, scenario: Scenario, cells: &[&Cell], variants: &[&str
                 thousands(h.requests_per_s)
             ),
             marked: true,
+            segments: Vec::new(),
         };
         match series.iter_mut().find(|s| s.target == c.target) {
             Some(s) => s.points.push(point),
@@ -342,6 +416,7 @@ fn latency(
                         format_us(us)
                     ),
                     marked: false,
+                    segments: Vec::new(),
                 }
             })
             .filter(|p| p.x <= 5.0)
@@ -461,10 +536,145 @@ fn memory(r: &Results, scenario: Scenario, cells: &[&Cell]) -> Option<Plot> {
                     y: kib,
                     tip: format!("{target} · {kib:.1} KiB of {what} per idle connection"),
                     marked: false,
+                    segments: Vec::new(),
                 }],
                 target,
             })
             .collect(),
         pair: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compare::anatomy::Anatomy;
+    use crate::compare::results::{CellAnatomy, Machine, Setup, TargetInfo, Versions};
+
+    fn target(name: &str) -> TargetInfo {
+        TargetInfo {
+            name: name.to_string(),
+            kind: "model".to_string(),
+            model: Some(name.to_string()),
+            args: Vec::new(),
+            url: None,
+            proxy: None,
+            mirrors: Vec::new(),
+        }
+    }
+
+    /// A plaintext cell at 64 connections whose server made `counts` syscalls by kind over
+    /// `requests` requests.
+    fn counted(target: &str, requests: u64, counts: &[(&str, u64)]) -> Cell {
+        let mut cell = Cell::empty(
+            target.to_string(),
+            Scenario::Plaintext,
+            "c=64".to_string(),
+            64,
+            Status::Ok,
+            None,
+        );
+        let anatomy = Anatomy {
+            syscalls: Some(counts.iter().map(|c| c.1).sum()),
+            by_kind: counts.iter().map(|(k, n)| (k.to_string(), *n)).collect(),
+            ..Anatomy::default()
+        };
+        cell.anatomy = Some(CellAnatomy::new(anatomy, requests, "server"));
+        cell
+    }
+
+    fn results(targets: &[&str], cells: Vec<Cell>) -> Results {
+        Results {
+            schema: crate::compare::results::SCHEMA.to_string(),
+            started: String::new(),
+            finished: String::new(),
+            command: Vec::new(),
+            interrupted: false,
+            machine: Machine::default(),
+            versions: Versions::default(),
+            setup: Setup::default(),
+            scenarios: Vec::new(),
+            targets: targets.iter().map(|t| target(t)).collect(),
+            cells,
+        }
+    }
+
+    #[test]
+    fn the_anatomy_stacks_each_bar_by_kind() {
+        let r = results(
+            &["uring", "epoll", "idle"],
+            vec![
+                counted(
+                    "epoll",
+                    1000,
+                    &[
+                        ("read", 1000),
+                        ("write", 1000),
+                        ("wait", 170),
+                        ("epoll_ctl", 3),
+                        ("accept", 3),
+                        ("other", 5),
+                    ],
+                ),
+                counted(
+                    "uring",
+                    1000,
+                    &[("io_uring_enter", 60), ("read", 1), ("other", 10)],
+                ),
+                // No request: no figures per request, so no bar.
+                counted("idle", 0, &[("read", 5)]),
+            ],
+        );
+        let p = anatomy(&r).expect("an anatomy chart");
+        // The kinds some model made, in the PNG's order and with its colours.
+        let kinds = anatomy_kinds();
+        let want: Vec<Layer> = ["read", "write", "wait", "epoll_ctl", "io_uring_enter"]
+            .into_iter()
+            .chain(["accept", "other"])
+            .map(|name| Layer {
+                name: name.to_string(),
+                colour: kind_colour(kinds.iter().position(|k| *k == name).expect("a kind")),
+            })
+            .collect();
+        assert_eq!(
+            p.shape,
+            Shape::Stacked {
+                layers: want.clone()
+            }
+        );
+        // Bars in the order of the targets, each a segment per kind it made, bottom up.
+        let names: Vec<&str> = p.series.iter().map(|s| s.target.as_str()).collect();
+        assert_eq!(names, ["uring", "epoll"]);
+        let layer_names = |s: &Series| -> Vec<String> {
+            s.points[0]
+                .segments
+                .iter()
+                .map(|g| want[g.layer].name.clone())
+                .collect()
+        };
+        assert_eq!(
+            layer_names(&p.series[0]),
+            ["read", "io_uring_enter", "other"]
+        );
+        assert_eq!(
+            layer_names(&p.series[1]),
+            ["read", "write", "wait", "epoll_ctl", "accept", "other"]
+        );
+        let epoll = &p.series[1].points[0];
+        let sum: f64 = epoll.segments.iter().map(|g| g.y).sum();
+        assert!((epoll.y - 2.181).abs() < 1e-9, "{}", epoll.y);
+        assert!((sum - epoll.y).abs() < 1e-9, "{sum} against {}", epoll.y);
+        assert_eq!(
+            epoll.segments[2].tip,
+            "epoll · wait · 0.17 syscalls per request, of 2.18 in all"
+        );
+        assert!(epoll
+            .tip
+            .starts_with("epoll · 2.18 syscalls per request: read 1.00, "));
+        // The axis fits the tallest total, with room for its label.
+        match p.scale {
+            Scale::Linear { max } => assert!(max > 2.181 && max < 3.0, "{max}"),
+            Scale::Log { .. } => panic!("a log axis for stacked bars"),
+        }
+    }
 }

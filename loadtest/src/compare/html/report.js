@@ -5,6 +5,8 @@
     return Array.prototype.slice.call((root || document).querySelectorAll(selector));
   };
   var hidden = new Set();
+  // Layers of the stacked bars (kinds of syscall), hidden alike on every stacked chart.
+  var hiddenKinds = new Set();
 
   // Series: one set of hidden names, applied to every chart at once.
   function apply() {
@@ -15,6 +17,14 @@
         el.setAttribute("aria-pressed", String(!off));
       }
     });
+    all("svg.chart [data-kind]").forEach(function (el) {
+      var off = hiddenKinds.has(el.dataset.kind);
+      el.classList.toggle("off", off);
+      if (el.classList.contains("legend-entry")) {
+        el.setAttribute("aria-pressed", String(!off));
+      }
+    });
+    all("svg.chart g.stack").forEach(restack);
     all(".toolbar button[data-family]").forEach(function (button) {
       var members = familyMembers(button.dataset.family);
       var shown = members.length === 0 || members.some(function (name) { return !hidden.has(name); });
@@ -28,9 +38,37 @@
     });
     return Array.from(names);
   }
+  // A stacked bar closes up over its hidden segments (heights as drawn, from the axis up) and
+  // its label says what the shown ones add up to, as loadtest words a bar's value.
+  function restack(stack) {
+    var top = Number(stack.dataset.bottom), shown = 0, anyOff = false;
+    all(".segment", stack).forEach(function (segment) {
+      if (segment.classList.contains("off")) { anyOff = true; return; }
+      top -= Number(segment.getAttribute("height"));
+      segment.setAttribute("y", top.toFixed(1));
+      shown += Number(segment.dataset.v);
+    });
+    var total = stack.querySelector(".stack-total");
+    if (!total) { return; }
+    total.setAttribute("y", (top - 6).toFixed(1));
+    var words = shown >= 10 ? shown.toFixed(0) : shown.toFixed(1);
+    total.textContent = anyOff ? words : total.dataset.label;
+  }
   function toggleSeries(name) {
     if (hidden.has(name)) { hidden.delete(name); } else { hidden.add(name); }
     apply();
+  }
+  function toggleKind(kind) {
+    if (hiddenKinds.has(kind)) { hiddenKinds.delete(kind); } else { hiddenKinds.add(kind); }
+    apply();
+  }
+  // A legend entry names a series (a target, on every chart) or a layer of stacked bars.
+  function toggleEntry(entry) {
+    if (entry.dataset.kind !== undefined) {
+      toggleKind(entry.dataset.kind);
+    } else {
+      toggleSeries(entry.dataset.series);
+    }
   }
   function toggleFamily(family) {
     var members = familyMembers(family);
@@ -78,13 +116,15 @@
 
   // Tooltips: each point's <title> becomes its data-tip, shown beside the pointer.
   var tip = document.getElementById("tip");
-  all("svg.chart .hit, svg.chart .bar").forEach(function (el) {
+  all("svg.chart .hit, svg.chart .bar, svg.chart .stack-total").forEach(function (el) {
     var title = el.querySelector("title");
     if (title) {
       el.dataset.tip = title.textContent;
       el.removeChild(title);
     }
   });
+  // A stacked bar's label as written, shown again when no layer is hidden.
+  all("svg.chart .stack-total").forEach(function (el) { el.dataset.label = el.textContent; });
   function showTip(event) {
     var el = event.target.closest ? event.target.closest("[data-tip]") : null;
     if (!el) { tip.hidden = true; return; }
@@ -100,10 +140,15 @@
 
   document.addEventListener("click", function (event) {
     var entry = event.target.closest("svg.chart .legend-entry");
-    if (entry) { toggleSeries(entry.dataset.series); return; }
+    if (entry) { toggleEntry(entry); return; }
     var family = event.target.closest(".toolbar button[data-family]");
     if (family) { toggleFamily(family.dataset.family); return; }
-    if (event.target.closest(".toolbar button[data-show-all]")) { hidden.clear(); apply(); return; }
+    if (event.target.closest(".toolbar button[data-show-all]")) {
+      hidden.clear();
+      hiddenKinds.clear();
+      apply();
+      return;
+    }
     var th = event.target.closest("table.sortable th");
     if (th) { sortBy(th); }
   });
@@ -111,7 +156,7 @@
     if (event.key !== "Enter" && event.key !== " ") { return; }
     var entry = event.target.closest && event.target.closest("svg.chart .legend-entry");
     var th = event.target.closest && event.target.closest("table.sortable th");
-    if (entry) { toggleSeries(entry.dataset.series); } else if (th) { sortBy(th); } else { return; }
+    if (entry) { toggleEntry(entry); } else if (th) { sortBy(th); } else { return; }
     event.preventDefault();
   });
 

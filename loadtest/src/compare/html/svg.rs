@@ -2,13 +2,15 @@
 //! with its `viewBox`, and every point carries a `<title>` (the browser's own tooltip; the page
 //! script turns them into its own). Each target's marks sit in one `<g class="series">` keyed by
 //! `data-series`, and each chart has a legend of the same keys, which the script makes buttons.
+//! A stacked chart's legend lists its layers instead, keyed by `data-kind` as their segments
+//! are; each bar is a `<g class="stack">` of segments, bottom up, and its total.
 //!
 //! Every SVG element is written with a closing tag: the HTML parser does not treat `<line>` as
 //! empty inside `<svg>`.
 
-use super::plots::{Plot, Point, Scale, Shape, Unit};
+use super::plots::{Layer, Plot, Point, Scale, Segment, Shape, Unit};
 use super::styles::{Family, Style, Styles};
-use crate::format::{format_ms, short_number};
+use crate::format::{bar_label, format_ms, short_number};
 use maud::{html, Markup};
 
 /// Width of every chart's viewBox.
@@ -25,7 +27,11 @@ const LEGEND_ROW: f64 = 22.0;
 
 /// The chart as an `<svg>` element.
 pub fn render(p: &Plot, styles: &Styles) -> Markup {
-    let height = (TOP + 20.0 + LEGEND_ROW * p.series.len() as f64).max(470.0);
+    let rows = match &p.shape {
+        Shape::Lines | Shape::Bars => p.series.len(),
+        Shape::Stacked { layers } => layers.len(),
+    };
+    let height = (TOP + 20.0 + LEGEND_ROW * rows as f64).max(470.0);
     let frame = Frame {
         bottom: height - BELOW,
         plot: p,
@@ -61,34 +67,63 @@ pub fn render(p: &Plot, styles: &Styles) -> Markup {
             @for s in &p.series {
                 @let style = styles.of(&s.target);
                 g.series data-series=(s.target) data-family=(style.family.key()) {
-                    @match p.shape {
+                    @match &p.shape {
                         Shape::Lines => (line(&frame, &s.points, &style)),
                         Shape::Bars => (bars(&frame, &s.points, &style)),
+                        Shape::Stacked { layers } => (stacks(&frame, &s.points, layers)),
                     }
                 }
             }
-            @for (i, s) in p.series.iter().enumerate() {
-                @let style = styles.of(&s.target);
-                @let y = TOP + 10.0 + LEGEND_ROW * i as f64;
-                g.legend-entry data-series=(s.target) data-family=(style.family.key())
-                    tabindex="0" role="button" aria-pressed="true" {
-                    title { "show or hide " (s.target) " on every chart" }
-                    rect.legend-hit x=(n(LEGEND_X - 4.0)) y=(n(y - 10.0)) width="224"
-                        height=(n(LEGEND_ROW - 2.0)) {}
-                    @if p.shape == Shape::Bars {
-                        rect x=(n(LEGEND_X + 9.0)) y=(n(y - 7.0)) width="16" height="14"
-                            fill=(style.colour) {}
-                    } @else {
-                        line x1=(n(LEGEND_X)) x2=(n(LEGEND_X + 34.0)) y1=(n(y)) y2=(n(y))
-                            stroke=(style.colour) stroke-width="2.5"
-                            stroke-dasharray=(style.dash) {}
-                        (marker(LEGEND_X + 17.0, y, &style))
-                    }
-                    text.legend-label x=(n(LEGEND_X + 42.0)) y=(n(y + 4.5)) {
-                        (s.target)
-                        @if style.family == Family::Baseline { " (baseline)" }
-                    }
+            @match &p.shape {
+                Shape::Lines | Shape::Bars => (series_legend(p, styles)),
+                Shape::Stacked { layers } => (layer_legend(layers)),
+            }
+        }
+    }
+}
+
+/// A legend entry per series: a button that shows or hides that target on every chart.
+fn series_legend(p: &Plot, styles: &Styles) -> Markup {
+    html! {
+        @for (i, s) in p.series.iter().enumerate() {
+            @let style = styles.of(&s.target);
+            @let y = TOP + 10.0 + LEGEND_ROW * i as f64;
+            g.legend-entry data-series=(s.target) data-family=(style.family.key())
+                tabindex="0" role="button" aria-pressed="true" {
+                title { "show or hide " (s.target) " on every chart" }
+                rect.legend-hit x=(n(LEGEND_X - 4.0)) y=(n(y - 10.0)) width="224"
+                    height=(n(LEGEND_ROW - 2.0)) {}
+                @if p.shape == Shape::Bars {
+                    rect x=(n(LEGEND_X + 9.0)) y=(n(y - 7.0)) width="16" height="14"
+                        fill=(style.colour) {}
+                } @else {
+                    line x1=(n(LEGEND_X)) x2=(n(LEGEND_X + 34.0)) y1=(n(y)) y2=(n(y))
+                        stroke=(style.colour) stroke-width="2.5"
+                        stroke-dasharray=(style.dash) {}
+                    (marker(LEGEND_X + 17.0, y, &style))
                 }
+                text.legend-label x=(n(LEGEND_X + 42.0)) y=(n(y + 4.5)) {
+                    (s.target)
+                    @if style.family == Family::Baseline { " (baseline)" }
+                }
+            }
+        }
+    }
+}
+
+/// A legend entry per layer, the top one first as the bars stack them: a button that shows or
+/// hides that layer's segments, the rest of each bar closing up.
+fn layer_legend(layers: &[Layer]) -> Markup {
+    html! {
+        @for (i, layer) in layers.iter().rev().enumerate() {
+            @let y = TOP + 10.0 + LEGEND_ROW * i as f64;
+            g.legend-entry data-kind=(layer.name) tabindex="0" role="button" aria-pressed="true" {
+                title { "show or hide " (layer.name) " in the bars" }
+                rect.legend-hit x=(n(LEGEND_X - 4.0)) y=(n(y - 10.0)) width="224"
+                    height=(n(LEGEND_ROW - 2.0)) {}
+                rect x=(n(LEGEND_X + 9.0)) y=(n(y - 7.0)) width="16" height="14"
+                    fill=(layer.colour) {}
+                text.legend-label x=(n(LEGEND_X + 42.0)) y=(n(y + 4.5)) { (layer.name) }
             }
         }
     }
@@ -132,19 +167,67 @@ fn line(frame: &Frame<'_>, points: &[Point], style: &Style) -> Markup {
     }
 }
 
-fn bars(frame: &Frame<'_>, points: &[Point], style: &Style) -> Markup {
+/// Half a bar's width: bars 0.7 of an x unit wide, as the PNG draws them.
+fn bar_half(frame: &Frame<'_>) -> f64 {
     let (x0, x1) = frame.plot.x_range;
-    let half = 0.35 / (x1 - x0).max(f64::EPSILON) * (RIGHT - LEFT);
+    0.35 / (x1 - x0).max(f64::EPSILON) * (RIGHT - LEFT)
+}
+
+fn bars(frame: &Frame<'_>, points: &[Point], style: &Style) -> Markup {
+    let half = bar_half(frame);
     html! {
         @for p in points {
             @let top = frame.y(p.y);
             rect.bar x=(n(frame.x(p.x) - half)) y=(n(top)) width=(n(2.0 * half))
                 height=(n(frame.bottom - top)) fill=(style.colour) { title { (p.tip) } }
             text.bar-value x=(n(frame.x(p.x))) y=(n(top - 6.0)) text-anchor="middle" {
-                (if p.y >= 10.0 { format!("{:.0}", p.y) } else { format!("{:.1}", p.y) })
+                (bar_label(p.y))
             }
         }
     }
+}
+
+/// Each point's segments stacked from the axis up, in its layer's colour, the total on top. The
+/// script reads `data-bottom` and the segments' heights to close a bar up when a layer is hidden,
+/// and `data-v` to say what is left.
+fn stacks(frame: &Frame<'_>, points: &[Point], layers: &[Layer]) -> Markup {
+    let half = bar_half(frame);
+    html! {
+        @for p in points {
+            @let spans = segment_spans(frame, &p.segments);
+            @let top = spans.last().map_or(frame.bottom, |s| s.0);
+            g.stack data-bottom=(n(frame.bottom)) {
+                @for (s, (y, height)) in p.segments.iter().zip(spans) {
+                    @if let Some(layer) = layers.get(s.layer) {
+                        rect.bar.segment data-kind=(layer.name) data-v=(s.y)
+                            x=(n(frame.x(p.x) - half)) y=(n(y)) width=(n(2.0 * half))
+                            height=(n(height)) fill=(layer.colour) { title { (s.tip) } }
+                    }
+                }
+                text.bar-value.stack-total x=(n(frame.x(p.x))) y=(n(top - 6.0))
+                    text-anchor="middle" { title { (p.tip) } (bar_label(p.y)) }
+            }
+        }
+    }
+}
+
+/// The top and height of each segment, bottom up. Both come from the edges between segments,
+/// each rounded once as it is written, so the segments tile the bar without a gap and their
+/// heights add up to the whole bar's.
+fn segment_spans(frame: &Frame<'_>, segments: &[Segment]) -> Vec<(f64, f64)> {
+    let round = |v: f64| (v * 10.0).round() / 10.0;
+    let mut below = round(frame.bottom);
+    let mut sum = 0.0;
+    segments
+        .iter()
+        .map(|s| {
+            sum += s.y;
+            let top = round(frame.y(sum));
+            let span = (top, below - top);
+            below = top;
+            span
+        })
+        .collect()
 }
 
 fn marker(x: f64, y: f64, style: &Style) -> Markup {
@@ -237,6 +320,99 @@ mod tests {
         let labels: Vec<String> = log.iter().filter_map(|t| t.1.clone()).collect();
         assert_eq!(labels, ["500us", "1ms", "2ms", "5ms", "10ms", "20ms"]);
         assert_eq!(log.len(), 7 + 9 + 3);
+    }
+
+    /// The value of attribute `name` in the element that starts `tag`.
+    fn attr<'a>(tag: &'a str, name: &str) -> &'a str {
+        let key = format!(" {name}=\"");
+        let at = tag
+            .find(&key)
+            .unwrap_or_else(|| panic!("no {name} in {tag}"))
+            + key.len();
+        let len = tag[at..].find('"').expect("a closing quote");
+        &tag[at..at + len]
+    }
+
+    /// The opening tags of the elements of class `class`.
+    fn tags<'a>(svg: &'a str, class: &str) -> Vec<&'a str> {
+        let open = format!("class=\"{class}\"");
+        svg.match_indices(&open)
+            .map(|(at, _)| {
+                let start = svg[..at].rfind('<').expect("an element");
+                let end = at + svg[at..].find('>').expect("a tag end");
+                &svg[start..end]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stacked_segments_tile_their_bar() {
+        let layers: Vec<Layer> = ["read", "write", "futex"]
+            .into_iter()
+            .enumerate()
+            .map(|(k, name)| Layer {
+                name: name.to_string(),
+                colour: crate::compare::palette::kind_colour(k),
+            })
+            .collect();
+        let segment = |layer: usize, y: f64| Segment {
+            layer,
+            y,
+            tip: format!("m · {} · {y}", layers[layer].name),
+        };
+        let mut p = plot(Scale::Linear { max: 3.0 }, Unit::Syscalls);
+        p.x_range = (-0.5, 0.5);
+        p.shape = Shape::Stacked {
+            layers: layers.clone(),
+        };
+        // A tiny segment between two tall ones: each edge is rounded once, so none drifts.
+        let segments = vec![segment(0, 1.0), segment(1, 0.004), segment(2, 1.2)];
+        p.series = vec![super::super::plots::Series {
+            target: "m".into(),
+            points: vec![Point {
+                x: 0.0,
+                y: 2.204,
+                tip: "m · 2.20 in all".into(),
+                marked: false,
+                segments,
+            }],
+        }];
+        let svg = render(&p, &Styles::of_targets(&[])).into_string();
+        let frame = Frame {
+            bottom: 470.0 - BELOW,
+            plot: &p,
+        };
+        let rects = tags(&svg, "bar segment");
+        let kinds: Vec<&str> = rects.iter().map(|r| attr(r, "data-kind")).collect();
+        assert_eq!(kinds, ["read", "write", "futex"], "{svg}");
+        let mut below = frame.bottom;
+        let mut heights = 0.0;
+        for (r, layer) in rects.iter().zip(&layers) {
+            let y: f64 = attr(r, "y").parse().expect("a number");
+            let h: f64 = attr(r, "height").parse().expect("a number");
+            assert!((y + h - below).abs() < 1e-6, "a gap under {r}");
+            assert_eq!(attr(r, "fill"), layer.colour);
+            below = y;
+            heights += h;
+        }
+        let whole = frame.bottom - frame.y(2.204);
+        assert!((heights - whole).abs() <= 0.1, "{heights} against {whole}");
+        assert!(svg.contains("<title>m · write · 0.004</title>"), "{svg}");
+        assert!(
+            svg.contains("<title>m · 2.20 in all</title>2.2</text>"),
+            "{svg}"
+        );
+        // The legend names the layers, the top one first, and no target.
+        let legend: Vec<&str> = tags(&svg, "legend-entry")
+            .iter()
+            .map(|e| attr(e, "data-kind"))
+            .collect();
+        assert_eq!(legend, ["futex", "write", "read"]);
+        assert!(!svg.contains("legend-entry\" data-series"), "{svg}");
+        assert!(
+            svg.contains("<g class=\"series\" data-series=\"m\""),
+            "{svg}"
+        );
     }
 
     #[test]
