@@ -8,10 +8,15 @@
 //! once. A connection's thread blocks in a plain read, with no timeout: one reaper thread keeps
 //! every connection's deadlines (header, body, keep-alive) and the graceful stop, by shutting the
 //! input of a read past its deadline (or, on a stop, of an idle one), so a busy keep-alive request
-//! costs a read and a write, and nothing else (see [`crate::blocking`]). It breaks down at very many concurrent connections (thread limits, scheduler load) rather
-//! than at slow ones: a slow client only costs its own thread. It mirrors Python's
-//! `socketserver.ThreadingMixIn` and classic one-thread-per-client servers. Over
-//! `--max-connections` a new connection gets 503 and is closed.
+//! costs a read and a write, and nothing else (see [`crate::blocking`]). What it cannot shed is
+//! the switch: every request wakes a sleeping thread and switches to it, where an event loop kept
+//! busy neither sleeps nor switches. What that costs depends on the machine, and most on a
+//! virtual one (`loadtest compare` measures the price of such a hand-off before its cells, and
+//! its anatomy reading puts it on this model's switches). It breaks down at very many concurrent
+//! connections (thread limits, scheduler load) rather than at slow ones: a slow client only costs
+//! its own thread. It mirrors Python's `socketserver.ThreadingMixIn` and classic
+//! one-thread-per-client servers. Over `--max-connections` a new connection gets 503 and is
+//! closed.
 
 use crate::acceptor::accept_loop;
 use crate::blocking::{reap, reaper_tick, serve_reaped, Registry};
