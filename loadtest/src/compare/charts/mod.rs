@@ -188,17 +188,11 @@ fn pair_charts(
     results: &Results,
     style_of: &dyn Fn(&str) -> usize,
 ) {
-    use crate::compare::markdown::mirrors::{chart_cell, pairs};
+    use crate::compare::markdown::mirrors::{chart_cells, pairs};
     for (model, original) in pairs(results) {
-        let Some((scenario, variant)) = chart_cell(results, &model, &original) else {
+        let Some((scenario, variant, cells)) = chart_cells(results, &model, &original) else {
             continue;
         };
-        let cells: Vec<&Cell> = results
-            .cells
-            .iter()
-            .filter(|c| c.scenario == scenario && (c.target == model || c.target == original))
-            .filter(|c| c.status == Status::Ok && c.headline.is_some())
-            .collect();
         let series = latency_series(&cells, &variant, style_of);
         let title = format!("{model} and {original}, {scenario} {variant}: latency by percentile");
         let stem = format!("pair-{}-{}", file_name(&model), file_name(&original));

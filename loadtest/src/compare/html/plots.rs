@@ -6,7 +6,7 @@
 use crate::compare::charts::{scenario_charts, ScenarioCharts};
 use crate::compare::file_name as file_part;
 use crate::compare::palette::kind_colour;
-use crate::compare::results::{anatomy_headline, anatomy_kinds, Cell, Results, Status};
+use crate::compare::results::{anatomy_headline, anatomy_kinds, Cell, Results};
 use crate::compare::scenario::{Crowd, Scenario};
 use crate::format::{format_us, per_request, quantile_words, thousands};
 
@@ -187,18 +187,12 @@ pub fn plots(r: &Results) -> Vec<Plot> {
 /// As report.md: one latency chart per mirror and original, in the cell
 /// [`chart_cell`](crate::compare::markdown::mirrors::chart_cell) picks.
 fn pairs(r: &Results) -> Vec<Plot> {
-    use crate::compare::markdown::mirrors::{chart_cell, pairs};
+    use crate::compare::markdown::mirrors::{chart_cells, pairs};
     let mut out = Vec::new();
     for (model, original) in pairs(r) {
-        let Some((scenario, variant)) = chart_cell(r, &model, &original) else {
+        let Some((scenario, variant, cells)) = chart_cells(r, &model, &original) else {
             continue;
         };
-        let cells: Vec<&Cell> = r
-            .cells
-            .iter()
-            .filter(|c| c.scenario == scenario && (c.target == model || c.target == original))
-            .filter(|c| c.status == Status::Ok && c.headline.is_some())
-            .collect();
         let id = format!(
             "{scenario}-pair-{}-{}",
             file_part(&model),
@@ -549,7 +543,7 @@ fn memory(r: &Results, scenario: Scenario, cells: &[&Cell]) -> Option<Plot> {
 mod tests {
     use super::*;
     use crate::compare::anatomy::Anatomy;
-    use crate::compare::results::{CellAnatomy, Machine, Setup, TargetInfo, Versions};
+    use crate::compare::results::{CellAnatomy, Machine, Setup, Status, TargetInfo, Versions};
 
     fn target(name: &str) -> TargetInfo {
         TargetInfo {

@@ -29,6 +29,23 @@ pub fn pairs(r: &Results) -> Vec<(String, String)> {
     out
 }
 
+/// The pair's chart: the cell [`chart_cell`] picks, and the measured cells of both targets in
+/// its scenario, for report.md's PNG and report.html's plot alike.
+pub fn chart_cells<'r>(
+    r: &'r Results,
+    model: &str,
+    original: &str,
+) -> Option<(Scenario, String, Vec<&'r Cell>)> {
+    let (scenario, variant) = chart_cell(r, model, original)?;
+    let cells = r
+        .cells
+        .iter()
+        .filter(|c| c.scenario == scenario && (c.target == model || c.target == original))
+        .filter(|c| c.status == Status::Ok && c.headline.is_some())
+        .collect();
+    Some((scenario, variant, cells))
+}
+
 /// The cell a pair's chart shows: the first of blocking-call, io-wait, plaintext (its variant
 /// at 64 connections, or the middle of the sweep), then any scenario, that both ran and
 /// measured. The chart is the two latency curves of that cell.
