@@ -294,8 +294,9 @@ pub fn pin_current_thread(cpus: &[usize]) -> io::Result<()> {
 pub struct ChildSetup {
     /// Run it on these CPUs (its own children inherit them).
     pub cpus: Option<Vec<usize>>,
-    /// Keep this descriptor open across exec (nginx adopts an inherited listening socket).
-    pub keep_fd: Option<RawFd>,
+    /// Keep these descriptors open across exec (nginx adopts an inherited listening socket; perf
+    /// takes its control pipes).
+    pub keep_fds: Vec<RawFd>,
 }
 
 /// Applies `setup` to `cmd`, and puts the child in a process group of its own (so a last-resort
@@ -307,10 +308,10 @@ pub fn prepare_child(cmd: &mut Command, setup: &ChildSetup) -> io::Result<()> {
         Some(cpus) => Some(cpu_set(cpus)?),
         None => None,
     };
-    let keep_fd = setup.keep_fd;
     cmd.process_group(0);
-    // SAFETY: runs in the child between fork and exec and calls only prctl,
-    // sched_setaffinity and fcntl, which are async-signal-safe; `set` was built before the fork.
+    keep_across_exec(cmd, setup.keep_fds.clone());
+    // SAFETY: runs in the child between fork and exec and calls only prctl and
+    // sched_setaffinity, which are async-signal-safe; `set` was built before the fork.
     unsafe {
         cmd.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) < 0 {
@@ -321,7 +322,20 @@ pub fn prepare_child(cmd: &mut Command, setup: &ChildSetup) -> io::Result<()> {
                     return Err(io::Error::last_os_error());
                 }
             }
-            if let Some(fd) = keep_fd {
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+/// Keeps `fds` open in `cmd`'s child across exec (they stay close-on-exec in this process, so
+/// no other child inherits them).
+pub fn keep_across_exec(cmd: &mut Command, fds: Vec<RawFd>) {
+    // SAFETY: runs in the child between fork and exec and calls only fcntl, which is
+    // async-signal-safe; `fds` was built before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            for &fd in &fds {
                 if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
                     return Err(io::Error::last_os_error());
                 }
@@ -329,7 +343,6 @@ pub fn prepare_child(cmd: &mut Command, setup: &ChildSetup) -> io::Result<()> {
             Ok(())
         });
     }
-    Ok(())
 }
 
 /// Sends `signal` to process `pid`, or with `group` to its whole process group.

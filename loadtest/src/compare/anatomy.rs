@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -91,7 +92,7 @@ pub struct Counting {
     root: u32,
     started: Instant,
     first: ProcLook,
-    perf: Result<(Child, PathBuf), String>,
+    perf: Result<Perf, String>,
 }
 
 impl Counting {
@@ -121,7 +122,7 @@ impl Counting {
             system_s: last.system_ticks.saturating_sub(self.first.system_ticks) as f64 * tick,
             ..Anatomy::default()
         };
-        match self.perf.and_then(|(child, out)| stop_perf(child, &out)) {
+        match self.perf.and_then(stop_perf) {
             Ok(counts) => fill(&mut anatomy, &counts),
             Err(why) => anatomy.unavailable = Some(why),
         }
@@ -224,18 +225,25 @@ fn events() -> Vec<String> {
     events
 }
 
-fn start_perf(root: u32) -> Result<(Child, PathBuf), String> {
-    let pids: Vec<String> = crate::compare::sampling::tree(root)
-        .ok_or_else(|| format!("process {root} is gone"))?
-        .iter()
-        .map(|(pid, _)| pid.to_string())
-        .collect();
-    static RUNS: AtomicU64 = AtomicU64::new(0);
-    let out = std::env::temp_dir().join(format!(
-        "loadtest-perf-{}-{}.csv",
-        std::process::id(),
-        RUNS.fetch_add(1, Ordering::Relaxed)
-    ));
+/// perf stat attached to a tree: the child, the file it writes its counts to, and the write end
+/// of its control pipe, held open for as long as it counts (a closed control pipe would read as
+/// a hang-up).
+struct Perf {
+    child: Child,
+    out: PathBuf,
+    _control: io::PipeWriter,
+}
+
+/// How long perf may take to open its counters: reading the tracepoints' formats on a cold
+/// machine can take a second or more.
+const PERF_READY: Duration = Duration::from_secs(10);
+
+/// How many times perf is started on a tree before its failure is taken as the answer: a process
+/// of the tree that exits between the look at the tree and perf's attach (a `fork` child, a
+/// shell's command) makes perf refuse the whole list, and the next look no longer has it.
+const PERF_TRIES: usize = 5;
+
+fn start_perf(root: u32) -> Result<Perf, String> {
     // A kernel without a tracepoint makes perf refuse the whole list; only those it has are
     // asked for.
     let events: Vec<String> = events().into_iter().filter(|e| has_event(e)).collect();
@@ -244,35 +252,127 @@ fn start_perf(root: u32) -> Result<(Child, PathBuf), String> {
             "the kernel has no raw_syscalls tracepoints (or tracefs is not mounted)".into(),
         );
     }
-    let mut child = Command::new("perf")
-        .args(["stat", "-x", ",", "--no-big-num", "-o"])
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let pids: Vec<u32> = crate::compare::sampling::tree(root)
+            .ok_or_else(|| format!("process {root} is gone"))?
+            .iter()
+            .map(|&(pid, _)| pid)
+            .collect();
+        match attach_perf(&pids, &events) {
+            Ok(perf) => return Ok(perf),
+            Err(why) => {
+                let vanished = pids
+                    .iter()
+                    .any(|pid| fs::metadata(format!("/proc/{pid}")).is_err());
+                if !vanished || tries == PERF_TRIES {
+                    return Err(why);
+                }
+            }
+        }
+    }
+}
+
+/// Starts perf stat on `pids` (each with its threads) and returns once it counts.
+fn attach_perf(pids: &[u32], events: &[String]) -> Result<Perf, String> {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let out = std::env::temp_dir().join(format!(
+        "loadtest-perf-{}-{}.csv",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+    // perf opens its counters disabled (`-D -1`) and enables them when told to on its control
+    // pipe, then acknowledges: once the ack is read, every counter is open and counting, and
+    // perf's SIGINT handler (installed before) will make it write the counts. No guessed delay.
+    let pipe = |what| io::pipe().map_err(|e| format!("no pipe for perf's {what}: {e}"));
+    let (control_out, mut control_in) = pipe("control")?;
+    let (mut ack_out, ack_in) = pipe("acknowledgements")?;
+    let mut cmd = Command::new("perf");
+    cmd.args(["stat", "-x", ",", "--no-big-num", "-D", "-1", "-o"])
         .arg(&out)
         .arg("-e")
         .arg(events.join(","))
+        .arg("--control")
+        .arg(format!(
+            "fd:{},{}",
+            control_out.as_raw_fd(),
+            ack_in.as_raw_fd()
+        ))
         .arg("-p")
         .arg(pids.join(","))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    crate::sys::keep_across_exec(&mut cmd, vec![control_out.as_raw_fd(), ack_in.as_raw_fd()]);
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("perf could not be started ({e}): install linux-perf"))?;
-    // perf attaches within milliseconds or exits with the reason (paranoid level, no such pid).
-    let deadline = Instant::now() + Duration::from_millis(300);
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            let mut why = String::new();
-            if let Some(mut err) = child.stderr.take() {
-                let _ = io::Read::read_to_string(&mut err, &mut why);
-            }
-            let _ = fs::remove_file(&out);
-            return Err(format!(
-                "perf stat exited at once ({status}): {}",
-                first_line(&why)
-            ));
+    // perf's ends, closed here so that its exit reads as the end of the ack pipe.
+    drop((control_out, ack_in));
+    let acked = io::Write::write_all(&mut control_in, b"enable\n")
+        .map_err(|e| e.to_string())
+        .and_then(|()| read_ack(&mut ack_out, PERF_READY));
+    if let Err(what) = acked {
+        let _ = child.kill();
+        let status = child.wait().map_err(|e| format!("waiting for perf: {e}"))?;
+        let mut why = String::new();
+        if let Some(mut err) = child.stderr.take() {
+            let _ = io::Read::read_to_string(&mut err, &mut why);
         }
-        std::thread::sleep(Duration::from_millis(20));
+        let _ = fs::remove_file(&out);
+        return Err(format!(
+            "perf stat did not start counting ({what}; {status}): {}",
+            first_line(&why)
+        ));
     }
-    Ok((child, out))
+    Ok(Perf {
+        child,
+        out,
+        _control: control_in,
+    })
+}
+
+/// Reads perf's `ack` line (perf sends it with its terminating NUL) within `limit`; what came
+/// instead is the error.
+fn read_ack(from: &mut io::PipeReader, limit: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::new();
+    while !got.contains(&b'\n') {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut poll = libc::pollfd {
+            fd: from.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one valid pollfd, for the length given.
+        let ready = unsafe { libc::poll(&mut poll, 1, ms) };
+        if ready < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(format!("waiting for its ack: {e}"));
+        }
+        if ready == 0 {
+            return Err(format!("no ack within {limit:?}"));
+        }
+        let mut buf = [0u8; 64];
+        match io::Read::read(from, &mut buf) {
+            Ok(0) => return Err("it exited before its ack".into()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("reading its ack: {e}")),
+        }
+    }
+    let said = String::from_utf8_lossy(&got);
+    if said.trim_matches(|c: char| c == '\0' || c.is_whitespace()) == "ack" {
+        Ok(())
+    } else {
+        Err(format!("it answered {said:?} instead of an ack"))
+    }
 }
 
 fn first_line(text: &str) -> String {
@@ -295,13 +395,14 @@ fn has_event(event: &str) -> bool {
     }
 }
 
-fn stop_perf(mut child: Child, out: &PathBuf) -> Result<BTreeMap<String, u64>, String> {
+fn stop_perf(perf: Perf) -> Result<BTreeMap<String, u64>, String> {
+    let Perf { mut child, out, .. } = perf;
     // perf stat prints its counts when interrupted, as it does on Ctrl-C.
     crate::sys::send_signal(child.id(), false, libc::SIGINT)
         .map_err(|e| format!("could not interrupt perf: {e}"))?;
     let status = child.wait().map_err(|e| format!("waiting for perf: {e}"))?;
-    let text = fs::read_to_string(out);
-    let _ = fs::remove_file(out);
+    let text = fs::read_to_string(&out);
+    let _ = fs::remove_file(&out);
     let text = text.map_err(|e| format!("perf wrote no counts ({status}): {e}"))?;
     let counts = parse_csv(&text);
     if !counts.contains_key("raw_syscalls:sys_enter") {
@@ -425,7 +526,13 @@ mod tests {
     #[test]
     fn a_real_process_is_counted_or_the_reason_is_said() {
         let mut child = Command::new("sh")
-            .args(["-c", "while :; do cat /proc/self/stat >/dev/null; done"])
+            // The shell counts to 100 between two commands, so that most of the time its tree is
+            // the shell alone; perf retries when a command exits as it attaches.
+            .args([
+                "-c",
+                "while :; do cat /proc/self/stat >/dev/null; i=0; \
+             while [ $i -lt 100 ]; do i=$((i+1)); done; done",
+            ])
             .spawn()
             .expect("sh");
         std::thread::sleep(Duration::from_millis(100));
