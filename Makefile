@@ -13,10 +13,11 @@ help:
 	@echo "make build                                  release binaries in target/release"
 	@echo "make compare / compare-quick                every model through every scenario: results/<time>/"
 	@echo "make bench                                  plaintext (and pipelined) at 64 connections and c10k, with nginx ratios"
+	@echo "make bench-loadgen / bench-floor            wrk beside loadtest; thread beside its floor and nginx"
 	@echo "make bench-c10k / soak / fuzz               idle-connection RSS, 1M-request soak, fuzz the core"
 	@echo "make twins / twins-test                     the Python originals in peers/python/.venv, and their tests"
 	@echo "make docker-build / docker-compare / docker-test / docker-clean"
-	@echo "make swarm-compare / swarm-test                 models and N generator replicas on a Docker Swarm"
+	@echo "make swarm-compare / swarm-test             models and N generator replicas on a Docker Swarm"
 
 build:
 	$(CARGO) build --release --workspace
@@ -101,7 +102,7 @@ SCENARIOS ?= all
 COMPARE_ARGS ?=
 BASELINE ?= $(if $(or $(wildcard /usr/sbin/nginx),$(shell command -v nginx 2>/dev/null)),--baseline nginx,)
 
-.PHONY: compare compare-quick bench-loadgen
+.PHONY: compare compare-quick bench-loadgen bench-floor
 
 compare: build
 	target/release/loadtest compare --models $(MODELS) --scenarios $(SCENARIOS) $(BASELINE) $(COMPARE_ARGS)
@@ -126,6 +127,12 @@ bench: build
 bench-loadgen:
 	$(CARGO) build --release -p loadtest
 	LOADTEST=target/release/loadtest loadtest/bench-loadgen.sh
+
+# nginx, the least a thread per connection can do, zoo's thread and epoll side by side, each
+# alone on one pinned CPU (servers/bench-floor.sh).
+bench-floor:
+	$(CARGO) build --release -p loadtest -p servers --bins --example thread_floor
+	servers/bench-floor.sh
 
 # --- the Python originals the models mirror (peers/python/README.md) -------------------------
 # twins makes peers/python/.venv and installs the pinned requirements into it; twins-test starts

@@ -7,7 +7,9 @@
 # Environment: LOADTEST (binary, default target/release/loadtest), NGINX (/usr/sbin/nginx),
 # PORT (18080), ROUNDS (3), DURATION (5s), CONNECTIONS (64), ENGINES (uring epoll: each round
 # runs wrk, then `loadtest run --engine E` for each). The ratio is loadtest's CPU per request
-# over wrk's in the same round; the last line has the median of each column.
+# over wrk's in the same round; "kernel" is loadtest's system CPU alone over wrk's whole CPU,
+# the ratio it would have if its own code cost nothing. The last line has the median of each
+# column.
 set -euo pipefail
 
 LOADTEST=${LOADTEST:-target/release/loadtest}
@@ -53,30 +55,35 @@ for _ in $(seq 50); do
 done
 curl -sf -o /dev/null "$URL" || { echo "nginx did not start:" >&2; cat "$dir/error.log" >&2; exit 1; }
 
-# Prints "requests/s CPU-s-per-million" for one run of "$@", whose output has wrk's lines.
+# Prints "requests/s CPU-s-per-million system-CPU-s-per-million" for one run of "$@", whose
+# output has wrk's lines.
 measure() {
     /usr/bin/time -f "%U %S" -o "$dir/time" taskset -c 1 "$@" >"$dir/out" 2>"$dir/err"
     awk -v time="$(cat "$dir/time")" '
         /requests in/ { n = $1 }
         /Requests\/sec/ { rps = $2 }
-        END { split(time, t, " "); printf "%12.0f %14.2f", rps, (t[1] + t[2]) * 1e6 / n }
+        END {
+            split(time, t, " ")
+            printf "%12.0f %14.2f %14.2f", rps, (t[1] + t[2]) * 1e6 / n, t[2] * 1e6 / n
+        }
     ' "$dir/out"
 }
 
 echo "nginx: 1 worker on CPU 0; generators on CPU 1; -c$CONNECTIONS -t1 -d$DURATION, keep-alive"
 header=$(printf "%6s %12s %14s" round "wrk req/s" "wrk CPU-s/M")
 for engine in $ENGINES; do
-    header+=$(printf " %12s %14s %7s" "$engine req/s" "$engine CPU-s/M" ratio)
+    header+=$(printf " %12s %14s %7s %7s" "$engine req/s" "$engine CPU-s/M" ratio kernel)
 done
 echo "$header"
 for round in $(seq "$ROUNDS"); do
-    read -r wrk_rps wrk_cpu <<<"$(measure wrk -c"$CONNECTIONS" -t1 -d"$DURATION" "$URL")"
+    read -r wrk_rps wrk_cpu _ <<<"$(measure wrk -c"$CONNECTIONS" -t1 -d"$DURATION" "$URL")"
     line=$(printf "%6s %12s %14s" "$round" "$wrk_rps" "$wrk_cpu")
     for engine in $ENGINES; do
-        read -r rps cpu <<<"$(measure "$LOADTEST" run --engine "$engine" -c"$CONNECTIONS" -t1 \
-            -d"$DURATION" "$URL")"
-        line+=$(printf " %12s %14s %7.2f" "$rps" "$cpu" "$(awk -v a="$cpu" -v b="$wrk_cpu" \
-            'BEGIN { print a / b }')")
+        read -r rps cpu sys <<<"$(measure "$LOADTEST" run --engine "$engine" -c"$CONNECTIONS" \
+            -t1 -d"$DURATION" "$URL")"
+        line+=$(printf " %12s %14s %7.2f %7.2f" "$rps" "$cpu" \
+            "$(awk -v a="$cpu" -v b="$wrk_cpu" 'BEGIN { print a / b }')" \
+            "$(awk -v a="$sys" -v b="$wrk_cpu" 'BEGIN { print a / b }')")
     done
     echo "$line" | tee -a "$dir/rows"
 done
@@ -86,7 +93,7 @@ median() {
 }
 line=$(printf "%6s" median)
 for col in $(seq 2 "$(awk '{ print NF; exit }' "$dir/rows")"); do
-    case $(( col < 4 ? col : 4 + (col - 4) % 3 )) in
+    case $(( col < 4 ? col : 4 + (col - 4) % 4 )) in
         2 | 4) format=" %12.0f" ;;
         3 | 5) format=" %14.2f" ;;
         *) format=" %7.2f" ;;
