@@ -11,6 +11,8 @@
 # the ratio it would have if its own code cost nothing. The last line has the median of each
 # column.
 set -euo pipefail
+# shellcheck source=../scripts/bench-common.sh
+. "$(dirname "$0")/../scripts/bench-common.sh"
 
 LOADTEST=${LOADTEST:-target/release/loadtest}
 NGINX=${NGINX:-/usr/sbin/nginx}
@@ -26,26 +28,7 @@ for tool in "$LOADTEST" "$NGINX" wrk taskset /usr/bin/time curl; do
 done
 
 dir=$(mktemp -d)
-cat >"$dir/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000000;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    server {
-        listen 127.0.0.1:$PORT;
-        location / { return 200 "Hello, World!"; }
-    }
-}
-EOF
+bench_nginx_conf "$dir" "127.0.0.1:$PORT"
 taskset -c 0 "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" &
 nginx_pid=$!
 trap 'kill -TERM $nginx_pid 2>/dev/null; wait $nginx_pid 2>/dev/null; rm -rf "$dir"' EXIT
@@ -87,10 +70,6 @@ for round in $(seq "$ROUNDS"); do
     done
     echo "$line" | tee -a "$dir/rows"
 done
-# The median of each column (the middle round, or the mean of the two middle ones).
-median() {
-    sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 line=$(printf "%6s" median)
 for col in $(seq 2 "$(awk '{ print NF; exit }' "$dir/rows")"); do
     case $(( col < 4 ? col : 4 + (col - 4) % 4 )) in
@@ -98,6 +77,6 @@ for col in $(seq 2 "$(awk '{ print NF; exit }' "$dir/rows")"); do
         3 | 5) format=" %14.2f" ;;
         *) format=" %7.2f" ;;
     esac
-    line+=$(printf "$format" "$(awk -v c="$col" '{ print $c }' "$dir/rows" | median)")
+    line+=$(printf "$format" "$(awk -v c="$col" '{ print $c }' "$dir/rows" | bench_median)")
 done
 echo "$line"

@@ -11,6 +11,8 @@
 # (target/release/examples/thread_floor), NGINX (/usr/sbin/nginx), PORT (18090), ROUNDS (3),
 # DURATION (5s), WARMUP (1s), CONNECTIONS (64).
 set -euo pipefail
+# shellcheck source=../scripts/bench-common.sh
+. "$(dirname "$0")/../scripts/bench-common.sh"
 
 LOADTEST=${LOADTEST:-target/release/loadtest}
 ZOO=${ZOO:-target/release/zoo}
@@ -38,26 +40,7 @@ stop_server() {
     fi
 }
 trap 'stop_server; rm -rf "$dir"' EXIT
-cat >"$dir/nginx.conf" <<CONF
-daemon off;
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/error.log;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000000;
-    client_body_temp_path $dir/body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    server {
-        listen $ADDR;
-        location / { return 200 "Hello, World!"; }
-    }
-}
-CONF
+bench_nginx_conf "$dir" "$ADDR"
 
 # Starts server "$1" on CPU 0 and waits for its first answer.
 start_server() {
@@ -128,10 +111,6 @@ for round in $(seq "$ROUNDS"); do
     done
     echo "$line" | tee -a "$dir/rows"
 done
-# The median of each column (the middle round, or the mean of the two middle ones).
-median() {
-    sort -g | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 line=$(printf "%6s" median)
 for col in $(seq 2 "$(awk '{ print NF; exit }' "$dir/rows")"); do
     # Columns: nginx req/s, us/req; then req/s, µs/req, ×nginx for each other server.
@@ -140,6 +119,6 @@ for col in $(seq 2 "$(awk '{ print NF; exit }' "$dir/rows")"); do
         1) format=" %9.2f" ;;
         *) format=" %7.2f" ;;
     esac
-    line+=$(printf "$format" "$(awk -v c="$col" '{ print $c }' "$dir/rows" | median)")
+    line+=$(printf "$format" "$(awk -v c="$col" '{ print $c }' "$dir/rows" | bench_median)")
 done
 echo "$line"
