@@ -492,6 +492,34 @@ fn parse_switches(status: &str) -> (u64, u64) {
 mod tests {
     use super::*;
 
+    /// perf's ack as perf 6.1 writes it (with its C string's NUL), written in two pieces, and
+    /// what else may come: an end without it, nothing in time, another answer.
+    #[test]
+    fn perf_acks_are_read_with_their_nul_and_anything_else_is_refused() {
+        let (mut from, mut to) = io::pipe().expect("pipe");
+        io::Write::write_all(&mut to, b"ac").expect("write");
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            io::Write::write_all(&mut to, b"k\n\0").expect("write");
+            to
+        });
+        assert_eq!(read_ack(&mut from, Duration::from_secs(5)), Ok(()));
+        let to = writer.join().expect("writer");
+
+        let limit = Duration::from_millis(50);
+        let late = read_ack(&mut from, limit).expect_err("nothing was written");
+        assert!(late.contains("no ack within"), "{late}");
+
+        let mut to = to;
+        io::Write::write_all(&mut to, b"nack\n").expect("write");
+        let other = read_ack(&mut from, limit).expect_err("not an ack");
+        assert!(other.contains("\"nack\\n\""), "{other}");
+
+        drop(to);
+        let gone = read_ack(&mut from, limit).expect_err("the writer is gone");
+        assert!(gone.contains("exited before its ack"), "{gone}");
+    }
+
     #[test]
     fn perf_csv_lines_are_summed_by_event_and_uncounted_ones_dropped() {
         let text = "# started on Thu Dec  3\n\n\
