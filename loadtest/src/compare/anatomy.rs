@@ -287,8 +287,8 @@ fn attach_perf(pids: &[u32], events: &[String]) -> Result<Perf, String> {
     // pipe, then acknowledges: once the ack is read, every counter is open and counting, and
     // perf's SIGINT handler (installed before) will make it write the counts. No guessed delay.
     let pipe = |what| io::pipe().map_err(|e| format!("no pipe for perf's {what}: {e}"));
-    let (control_out, mut control_in) = pipe("control")?;
-    let (mut ack_out, ack_in) = pipe("acknowledgements")?;
+    let (perf_ctl, mut ctl) = pipe("control")?;
+    let (mut ack, perf_ack) = pipe("acknowledgements")?;
     let mut cmd = Command::new("perf");
     cmd.args(["stat", "-x", ",", "--no-big-num", "-D", "-1", "-o"])
         .arg(&out)
@@ -297,23 +297,23 @@ fn attach_perf(pids: &[u32], events: &[String]) -> Result<Perf, String> {
         .arg("--control")
         .arg(format!(
             "fd:{},{}",
-            control_out.as_raw_fd(),
-            ack_in.as_raw_fd()
+            perf_ctl.as_raw_fd(),
+            perf_ack.as_raw_fd()
         ))
         .arg("-p")
         .arg(pids.join(","))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    crate::sys::keep_across_exec(&mut cmd, vec![control_out.as_raw_fd(), ack_in.as_raw_fd()]);
+    crate::sys::keep_across_exec(&mut cmd, vec![perf_ctl.as_raw_fd(), perf_ack.as_raw_fd()]);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("perf could not be started ({e}): install linux-perf"))?;
     // perf's ends, closed here so that its exit reads as the end of the ack pipe.
-    drop((control_out, ack_in));
-    let acked = io::Write::write_all(&mut control_in, b"enable\n")
+    drop((perf_ctl, perf_ack));
+    let acked = io::Write::write_all(&mut ctl, b"enable\n")
         .map_err(|e| e.to_string())
-        .and_then(|()| read_ack(&mut ack_out, PERF_READY));
+        .and_then(|()| read_ack(&mut ack, PERF_READY));
     if let Err(what) = acked {
         let _ = child.kill();
         let status = child.wait().map_err(|e| format!("waiting for perf: {e}"))?;
@@ -330,7 +330,7 @@ fn attach_perf(pids: &[u32], events: &[String]) -> Result<Perf, String> {
     Ok(Perf {
         child,
         out,
-        _control: control_in,
+        _control: ctl,
     })
 }
 
