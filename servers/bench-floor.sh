@@ -70,7 +70,11 @@ server_ticks() {
 # Prints "requests/s CPU-microseconds-per-request" for server "$1": a warm-up, then the measured run.
 measure() {
     start_server "$1"
-    taskset -c 1 "$LOADTEST" run -c"$CONNECTIONS" -t1 -d"$WARMUP" "$URL" >/dev/null 2>&1
+    taskset -c 1 "$LOADTEST" run -c"$CONNECTIONS" -t1 -d"$WARMUP" "$URL" >/dev/null 2>"$dir/err" || {
+        echo "bench-floor: the warm-up against $1 failed:" >&2
+        cat "$dir/err" >&2
+        exit 1
+    }
     local before after
     before=$(server_ticks)
     taskset -c 1 "$LOADTEST" run -c"$CONNECTIONS" -t1 -d"$DURATION" "$URL" >"$dir/out" 2>"$dir/err" || {
@@ -83,7 +87,7 @@ measure() {
     awk -v ticks=$(( after - before )) -v hz="$(getconf CLK_TCK)" '
         /requests in/ { n = $1 }
         /Requests\/sec/ { rps = $2 }
-        END { printf "%.0f %.2f", rps, ticks / hz * 1e6 / n }
+        END { printf "%.0f %.2f\n", rps, ticks / hz * 1e6 / n }
     ' "$dir/out"
 }
 
@@ -101,7 +105,9 @@ for round in $(seq "$ROUNDS"); do
     line=$(printf "%6s" "$round")
     nginx_rps=
     for s in $SERVERS; do
-        read -r rps cpu <<<"$(measure "$s")"
+        # In this shell, not a subshell: a failure ends the script, and its trap stops the server.
+        measure "$s" >"$dir/figures"
+        read -r rps cpu <"$dir/figures"
         line+=$(printf " %12s %9s" "$rps" "$cpu")
         if [ "$s" = nginx ]; then
             nginx_rps=$rps
