@@ -38,18 +38,23 @@ for _ in $(seq 50); do
 done
 curl -sf -o /dev/null "$URL" || { echo "nginx did not start:" >&2; cat "$dir/error.log" >&2; exit 1; }
 
-# Prints "requests/s CPU-s-per-million system-CPU-s-per-million" for one run of "$@", whose
-# output has wrk's lines.
+# Writes "requests/s CPU-s-per-million system-CPU-s-per-million" to $dir/figures for one run of
+# "$@", whose output has wrk's lines. Runs in the script's shell, so that a failed run ends the
+# script with its reason.
 measure() {
-    /usr/bin/time -f "%U %S" -o "$dir/time" taskset -c 1 "$@" >"$dir/out" 2>"$dir/err"
+    /usr/bin/time -f "%U %S" -o "$dir/time" taskset -c 1 "$@" >"$dir/out" 2>"$dir/err" || {
+        echo "bench-loadgen: $1 failed:" >&2
+        cat "$dir/err" >&2
+        exit 1
+    }
     awk -v time="$(cat "$dir/time")" '
         /requests in/ { n = $1 }
         /Requests\/sec/ { rps = $2 }
         END {
             split(time, t, " ")
-            printf "%12.0f %14.2f %14.2f", rps, (t[1] + t[2]) * 1e6 / n, t[2] * 1e6 / n
+            printf "%12.0f %14.2f %14.2f\n", rps, (t[1] + t[2]) * 1e6 / n, t[2] * 1e6 / n
         }
-    ' "$dir/out"
+    ' "$dir/out" >"$dir/figures"
 }
 
 echo "nginx: 1 worker on CPU 0; generators on CPU 1; -c$CONNECTIONS -t1 -d$DURATION, keep-alive"
@@ -59,11 +64,12 @@ for engine in $ENGINES; do
 done
 echo "$header"
 for round in $(seq "$ROUNDS"); do
-    read -r wrk_rps wrk_cpu _ <<<"$(measure wrk -c"$CONNECTIONS" -t1 -d"$DURATION" "$URL")"
+    measure wrk -c"$CONNECTIONS" -t1 -d"$DURATION" "$URL"
+    read -r wrk_rps wrk_cpu _ <"$dir/figures"
     line=$(printf "%6s %12s %14s" "$round" "$wrk_rps" "$wrk_cpu")
     for engine in $ENGINES; do
-        read -r rps cpu sys <<<"$(measure "$LOADTEST" run --engine "$engine" -c"$CONNECTIONS" \
-            -t1 -d"$DURATION" "$URL")"
+        measure "$LOADTEST" run --engine "$engine" -c"$CONNECTIONS" -t1 -d"$DURATION" "$URL"
+        read -r rps cpu sys <"$dir/figures"
         line+=$(printf " %12s %14s %7.2f %7.2f" "$rps" "$cpu" \
             "$(awk -v a="$cpu" -v b="$wrk_cpu" 'BEGIN { print a / b }')" \
             "$(awk -v a="$sys" -v b="$wrk_cpu" 'BEGIN { print a / b }')")
