@@ -16,7 +16,8 @@
 # ZOO_SKIP_BUILD=1 (use the image as it is), ZOO_SWARM_MODELS ("thread epoll"; default every
 # model, or two under --test), ZOO_REPLICAS (3), ZOO_PATH, ZOO_CONNECTIONS, ZOO_CELL_SECONDS,
 # ZOO_WARMUP_SECONDS, ZOO_GAP_SECONDS, ZOO_SWARM_LEAD (seconds from deploy to the first cell, 30),
-# ZOO_SWARM_STACK (zoo-swarm), ZOO_OUT, ZOO_RESULTS, and the limits of docker/gen-stack.sh.
+# ZOO_SWARM_STACK (zoo-swarm), ZOO_LOGS_TIMEOUT (seconds one try at the replicas' logs may take,
+# 60), ZOO_OUT, ZOO_RESULTS, and the limits of docker/gen-stack.sh.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -168,7 +169,26 @@ done
 log "all $ZOO_REPLICAS replicas complete"
 
 step "collecting their logs (docker service logs) and merging (loadtest merge)"
-docker service logs --raw "${stack}_gen" >"$work/gen.log" 2>&1
+# `docker service logs` sometimes prints every line and then never returns (an engine bug,
+# docker/cli#4678): each try is bounded, and the logs count as collected once every replica's
+# last line ("zoo-swarm done - SLOT rc=N") is in them.
+logs_complete() {
+    [ "$(awk '$1 == "zoo-swarm" && $2 == "done" { seen[$4] = 1 } END { print length(seen) }' \
+        "$work/gen.log")" -ge "$ZOO_REPLICAS" ]
+}
+for try in 1 2 3 4; do
+    rc=0
+    timeout "${ZOO_LOGS_TIMEOUT:-60}" docker service logs --raw "${stack}_gen" >"$work/gen.log" 2>&1 \
+        || rc=$?
+    logs_complete && break
+    if [ "$rc" = 124 ]; then
+        log "docker service logs did not return within ${ZOO_LOGS_TIMEOUT:-60} s (try $try)"
+    else
+        log "docker service logs ended (rc=$rc) without every replica's last line (try $try)"
+    fi
+    [ "$try" = 4 ] && { cat "$work/gen.log" >&2; die "the replicas' logs could not be collected"; }
+    sleep 2
+done
 grep '^zoo-swarm error' "$work/gen.log" >&2 && die "a replica reported an error"
 mkdir -p "$out/logs"
 awk -v dir="$out/logs" '
