@@ -170,7 +170,7 @@ log "all $ZOO_REPLICAS replicas complete"
 
 step "collecting their logs (docker service logs) and merging (loadtest merge)"
 # `docker service logs` sometimes stops partway and never returns (an engine bug, docker/cli#4678;
-# here about one first try in three, right after the replicas complete, and no second try so far):
+# here 5 first tries in 12, right after the replicas completed, and no second try so far):
 # each try is bounded, and the logs count as collected once every replica's last line
 # ("zoo-swarm done - SLOT rc=N") is in them.
 logs_complete() {
