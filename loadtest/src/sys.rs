@@ -294,9 +294,8 @@ pub fn pin_current_thread(cpus: &[usize]) -> io::Result<()> {
 pub struct ChildSetup {
     /// Run it on these CPUs (its own children inherit them).
     pub cpus: Option<Vec<usize>>,
-    /// Keep these descriptors open across exec (nginx adopts an inherited listening socket; perf
-    /// takes its control pipes).
-    pub keep_fds: Vec<RawFd>,
+    /// Keep this descriptor open across exec (nginx adopts an inherited listening socket).
+    pub keep_fd: Option<RawFd>,
 }
 
 /// Applies `setup` to `cmd`, and puts the child in a process group of its own (so a last-resort
@@ -309,7 +308,7 @@ pub fn prepare_child(cmd: &mut Command, setup: &ChildSetup) -> io::Result<()> {
         None => None,
     };
     cmd.process_group(0);
-    keep_across_exec(cmd, setup.keep_fds.clone());
+    keep_across_exec(cmd, setup.keep_fd.into_iter().collect());
     // SAFETY: runs in the child between fork and exec and calls only prctl and
     // sched_setaffinity, which are async-signal-safe; `set` was built before the fork.
     unsafe {

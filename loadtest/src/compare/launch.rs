@@ -176,7 +176,7 @@ impl Server {
     ) -> Result<Server, String> {
         let setup = ChildSetup {
             cpus: cpus.map(<[usize]>::to_vec),
-            keep_fds: Vec::new(),
+            keep_fd: None,
         };
         let mut child = spawn(&mut cmd, &setup, log, true)?;
         let pid = child.id();
@@ -261,7 +261,7 @@ impl Server {
         command.extend(args);
         let setup = ChildSetup {
             cpus: cpus.map(<[usize]>::to_vec),
-            keep_fds: vec![fd],
+            keep_fd: Some(fd),
         };
         let child = spawn(&mut cmd, &setup, log, false)?;
         drop(listener);
