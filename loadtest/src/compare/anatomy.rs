@@ -244,6 +244,7 @@ const PERF_READY: Duration = Duration::from_secs(10);
 const PERF_TRIES: usize = 5;
 
 fn start_perf(root: u32) -> Result<Perf, String> {
+    mount_tracefs();
     // A kernel without a tracepoint makes perf refuse the whole list; only those it has are
     // asked for.
     let events: Vec<String> = events().into_iter().filter(|e| has_event(e)).collect();
@@ -383,16 +384,45 @@ fn first_line(text: &str) -> String {
         .to_string()
 }
 
+/// Where the kernel lists its tracepoints, once tracefs is mounted.
+const EVENT_ROOTS: [&str; 2] = [
+    "/sys/kernel/tracing/events",
+    "/sys/kernel/debug/tracing/events",
+];
+
 fn has_event(event: &str) -> bool {
     match event.split_once(':') {
-        Some((group, name)) => [
-            "/sys/kernel/tracing/events",
-            "/sys/kernel/debug/tracing/events",
-        ]
-        .iter()
-        .any(|root| fs::metadata(format!("{root}/{group}/{name}")).is_ok()),
+        Some((group, name)) => EVENT_ROOTS
+            .iter()
+            .any(|root| fs::metadata(format!("{root}/{group}/{name}")).is_ok()),
         None => true,
     }
+}
+
+/// Makes the tracepoints visible where a fresh machine has not mounted tracefs yet. perf mounts
+/// it the first time it needs a tracepoint (as root), so a count of `true`'s syscalls is asked
+/// for once; without that, every tracepoint would look missing to [`has_event`] and the counts
+/// would be called unavailable on a machine where perf can take them. Where perf cannot mount
+/// it, nothing changes and the look that follows says so.
+fn mount_tracefs() {
+    if EVENT_ROOTS.iter().any(|root| fs::metadata(root).is_ok()) {
+        return;
+    }
+    let _ = Command::new("perf")
+        .args([
+            "stat",
+            "-x,",
+            "-o",
+            "/dev/null",
+            "-e",
+            "raw_syscalls:sys_enter",
+            "--",
+            "true",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn stop_perf(perf: Perf) -> Result<BTreeMap<String, u64>, String> {
