@@ -515,13 +515,10 @@ impl<'a> Worker<'a> {
     /// io_uring: keeps a receive in flight on slot `i` (epoll needs nothing: readiness comes).
     fn arm_receive(&mut self, i: usize, now: u64) {
         let conn = &self.conns[i];
-        let (Io::Uring(ring), Some(stream)) = (&mut self.io, conn.stream.as_ref()) else {
+        let (Io::Uring(ring), Some(_)) = (&mut self.io, conn.stream.as_ref()) else {
             return;
         };
-        if ring
-            .receive(i, conn.generation, stream.as_raw_fd())
-            .is_err()
-        {
+        if ring.receive(i, conn.generation).is_err() {
             self.fail(i, ErrorKind::Read, now);
         }
     }
@@ -832,10 +829,10 @@ impl<'a> Worker<'a> {
     /// ring has in flight on it).
     fn close(&mut self, i: usize) {
         let conn = &mut self.conns[i];
-        if let (Io::Uring(ring), Some(stream)) = (&mut self.io, conn.stream.as_ref()) {
+        if let (Io::Uring(ring), Some(_)) = (&mut self.io, conn.stream.as_ref()) {
             // An error here leaves the operations to complete on their own; their buffers
             // stay with the ring, and the generation check drops their results.
-            let _ = ring.forget(i, stream.as_raw_fd());
+            let _ = ring.forget(i);
         }
         conn.sending = false;
         conn.stream = None;
@@ -944,10 +941,7 @@ impl<'a> Worker<'a> {
                 return;
             }
             let range = conn.write_from..conn.write_to;
-            if ring
-                .send(i, conn.generation, stream.as_raw_fd(), range)
-                .is_err()
-            {
+            if ring.send(i, conn.generation, range).is_err() {
                 return self.fail(i, ErrorKind::Write, now);
             }
             conn.sending = true;

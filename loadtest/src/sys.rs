@@ -429,6 +429,11 @@ const OP_CANCEL: u64 = 4;
 /// The one buffer group of a ring.
 const GROUP: u16 = 0;
 
+/// `slot`'s socket, as its entry of the ring's file table.
+fn fixed(slot: usize) -> io_uring::types::Fixed {
+    io_uring::types::Fixed(slot as u32)
+}
+
 fn tag(slot: usize, generation: u32, op: u64) -> u64 {
     ((slot as u64) << 32) | (u64::from(generation & 0x00ff_ffff) << 8) | op
 }
@@ -438,8 +443,12 @@ fn tag(slot: usize, generation: u32, op: u64) -> u64 {
 /// connection's multishot receive fills (the kernel picks a free one per completion; the engine
 /// hands it back once it has decoded its bytes). One receive request per connection stays armed
 /// for the connection's life, so a request/response costs one send submission and two
-/// completions. The ring owns all that memory and, when dropped, cancels everything in flight
-/// and waits for it before freeing any.
+/// completions. The ring is its thread's alone (single issuer), and the kernel's part of each
+/// completion (running the receive that a wake-up found ready) waits for the thread's next wait
+/// (deferred task work): it neither interrupts the thread while it decodes nor runs once per
+/// packet, but once per batch, in the one call that also submits and waits. The ring owns all
+/// that memory and, when dropped, cancels everything in flight and waits for it before freeing
+/// any.
 pub struct Ring {
     ring: io_uring::IoUring,
     batch: Box<[u8]>,
@@ -452,6 +461,9 @@ pub struct Ring {
     tail: u16,
     /// Per slot: the tag of its armed receive, if any.
     receiving: Vec<Option<u64>>,
+    /// Per slot: the descriptor its entry of the ring's file table is being set to, read by the
+    /// kernel when the update is issued (so it stays put: the vector is never resized).
+    files: Vec<RawFd>,
     in_flight: usize,
 }
 
@@ -462,12 +474,24 @@ impl Ring {
     pub fn new(slots: usize, buffers: u16, buffer_size: usize, batch: &[u8]) -> io::Result<Ring> {
         let count = buffers.next_power_of_two().clamp(8, 1 << 15);
         let entries = (slots * 2 + 64).next_power_of_two().clamp(64, 4096) as u32;
-        let ring = io_uring::IoUring::builder()
-            .setup_coop_taskrun()
-            .setup_single_issuer()
-            .setup_cqsize(entries * 4)
-            .setup_clamp()
-            .build(entries)?;
+        let build = |defer: bool| {
+            let mut builder = io_uring::IoUring::builder();
+            builder
+                .setup_coop_taskrun()
+                .setup_single_issuer()
+                .setup_cqsize(entries * 4)
+                .setup_clamp();
+            if defer {
+                builder.setup_defer_taskrun();
+            }
+            builder.build(entries)
+        };
+        // Deferred completion work is from Linux 6.1; before it the ring runs that work as
+        // completions come.
+        let ring = match build(true) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => build(false)?,
+            ring => ring?,
+        };
         let bytes = usize::from(count) * std::mem::size_of::<io_uring::types::BufRingEntry>();
         // SAFETY: an anonymous private mapping takes no pointer of ours; the result is checked.
         let map = unsafe {
@@ -492,6 +516,7 @@ impl Ring {
             count,
             tail: 0,
             receiving: vec![None; slots],
+            files: vec![-1; slots],
             in_flight: 0,
         };
         // SAFETY: `entries` is a page-aligned mapping of `count` zeroed descriptors that lives
@@ -501,6 +526,9 @@ impl Ring {
                 .submitter()
                 .register_buf_ring_with_flags(map as u64, count, GROUP, 0)?;
         }
+        // Slot `i`'s socket is entry `i` of the ring's file table while it is open: the kernel
+        // looks a registered file up without taking and dropping a reference per operation.
+        ring.ring.submitter().register_files_sparse(slots.max(1) as u32)?;
         for bid in 0..count {
             ring.recycle(bid);
         }
@@ -519,22 +547,44 @@ impl Ring {
         }
     }
 
-    /// Waits for connecting socket `fd` of `slot` to turn writable or fail.
-    pub fn poll_connected(&mut self, slot: usize, generation: u32, fd: RawFd) -> io::Result<()> {
-        let mask = (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) as u32;
-        let entry = io_uring::opcode::PollAdd::new(io_uring::types::Fd(fd), mask)
+    /// Queues setting `slot`'s entry of the file table to `fd` (-1 empties it), linked to the
+    /// next entry queued when `link`.
+    fn set_file(&mut self, slot: usize, fd: RawFd, link: bool) -> io::Result<()> {
+        self.files[slot] = fd;
+        let flags = if link {
+            io_uring::squeue::Flags::IO_LINK
+        } else {
+            io_uring::squeue::Flags::empty()
+        };
+        let entry = io_uring::opcode::FilesUpdate::new(&self.files[slot], 1)
+            .offset(slot as i32)
             .build()
-            .user_data(tag(slot, generation, OP_CONNECTED));
+            .flags(flags)
+            .user_data(OP_CANCEL);
         self.push(&entry)
     }
 
-    /// Arms `slot`'s multishot receive on `fd`, unless it is armed already.
-    pub fn receive(&mut self, slot: usize, generation: u32, fd: RawFd) -> io::Result<()> {
+    /// Takes connecting socket `fd` as `slot`'s and waits for it to turn writable or fail.
+    pub fn poll_connected(&mut self, slot: usize, generation: u32, fd: RawFd) -> io::Result<()> {
+        // Linked: the wait starts once the table holds the socket.
+        self.set_file(slot, fd, true)?;
+        let mask = (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) as u32;
+        let entry = io_uring::opcode::PollAdd::new(fixed(slot), mask)
+            .build()
+            .user_data(tag(slot, generation, OP_CONNECTED));
+        self.push(&entry).inspect_err(|_| {
+            // The caller drops the socket: the table must not keep it open.
+            let _ = self.set_file(slot, -1, false);
+        })
+    }
+
+    /// Arms `slot`'s multishot receive, unless it is armed already.
+    pub fn receive(&mut self, slot: usize, generation: u32) -> io::Result<()> {
         if self.receiving[slot].is_some() {
             return Ok(());
         }
         let user_data = tag(slot, generation, OP_RECEIVED);
-        let entry = io_uring::opcode::RecvMulti::new(io_uring::types::Fd(fd), GROUP)
+        let entry = io_uring::opcode::RecvMulti::new(fixed(slot), GROUP)
             .build()
             .user_data(user_data);
         self.push(&entry)?;
@@ -567,35 +617,32 @@ impl Ring {
         }
     }
 
-    /// Sends `range` of the request bytes on `fd`.
+    /// Sends `range` of the request bytes on `slot`'s socket.
     pub fn send(
         &mut self,
         slot: usize,
         generation: u32,
-        fd: RawFd,
         range: std::ops::Range<usize>,
     ) -> io::Result<()> {
         let bytes = &self.batch[range];
-        let entry = io_uring::opcode::Send::new(
-            io_uring::types::Fd(fd),
-            bytes.as_ptr(),
-            bytes.len() as u32,
-        )
-        .flags(libc::MSG_NOSIGNAL)
-        .build()
-        .user_data(tag(slot, generation, OP_SENT));
+        let entry = io_uring::opcode::Send::new(fixed(slot), bytes.as_ptr(), bytes.len() as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(tag(slot, generation, OP_SENT));
         self.push(&entry)
     }
 
-    /// `slot`'s connection on `fd` is about to be closed: what was queued for it goes to the
-    /// kernel now (while `fd` still names it), and everything in flight on it is cancelled.
-    pub fn forget(&mut self, slot: usize, fd: RawFd) -> io::Result<()> {
+    /// `slot`'s connection is about to be closed: what was queued for it goes to the kernel now,
+    /// everything in flight on it is cancelled, and the file table lets go of its socket, so
+    /// that closing the descriptor closes the connection.
+    pub fn forget(&mut self, slot: usize) -> io::Result<()> {
         self.receiving[slot] = None;
-        let cancel = io_uring::types::CancelBuilder::fd(io_uring::types::Fd(fd)).all();
+        let cancel = io_uring::types::CancelBuilder::fd(fixed(slot)).all();
         let entry = io_uring::opcode::AsyncCancel2::new(cancel)
             .build()
             .user_data(OP_CANCEL);
         self.push(&entry)?;
+        self.set_file(slot, -1, false)?;
         self.ring.submit()?;
         Ok(())
     }
