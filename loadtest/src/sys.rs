@@ -528,7 +528,9 @@ impl Ring {
         }
         // Slot `i`'s socket is entry `i` of the ring's file table while it is open: the kernel
         // looks a registered file up without taking and dropping a reference per operation.
-        ring.ring.submitter().register_files_sparse(slots.max(1) as u32)?;
+        ring.ring
+            .submitter()
+            .register_files_sparse(slots.max(1) as u32)?;
         for bid in 0..count {
             ring.recycle(bid);
         }
