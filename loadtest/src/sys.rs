@@ -425,7 +425,9 @@ pub struct Completion {
 const OP_CONNECTED: u64 = 1;
 const OP_RECEIVED: u64 = 2;
 const OP_SENT: u64 = 3;
-const OP_CANCEL: u64 = 4;
+/// The tag of the ring's own housekeeping (cancels, file-table updates): its completions are
+/// not reported.
+const OP_HOUSEKEEPING: u64 = 4;
 /// The one buffer group of a ring.
 const GROUP: u16 = 0;
 
@@ -562,7 +564,7 @@ impl Ring {
             .offset(slot as i32)
             .build()
             .flags(flags)
-            .user_data(OP_CANCEL);
+            .user_data(OP_HOUSEKEEPING);
         self.push(&entry)
     }
 
@@ -642,7 +644,7 @@ impl Ring {
         let cancel = io_uring::types::CancelBuilder::fd(fixed(slot)).all();
         let entry = io_uring::opcode::AsyncCancel2::new(cancel)
             .build()
-            .user_data(OP_CANCEL);
+            .user_data(OP_HOUSEKEEPING);
         self.push(&entry)?;
         self.set_file(slot, -1, false)?;
         self.ring.submit()?;
@@ -650,7 +652,7 @@ impl Ring {
     }
 
     /// Submits what is queued and waits up to `timeout` for at least one completion, then
-    /// appends every completion to `out` (a cancel's own completion is not reported). An
+    /// appends every completion to `out` (the housekeeping's are not reported). An
     /// interrupted or timed-out wait returns with what there is.
     pub fn wait(&mut self, out: &mut Vec<Completion>, timeout: Duration) -> io::Result<()> {
         out.clear();
@@ -705,7 +707,7 @@ impl Drop for Ring {
         // The kernel may still write into the buffers: cancel everything and wait for it.
         let entry = io_uring::opcode::AsyncCancel2::new(io_uring::types::CancelBuilder::any())
             .build()
-            .user_data(OP_CANCEL);
+            .user_data(OP_HOUSEKEEPING);
         if self.push(&entry).is_ok() {
             let mut done = Vec::new();
             for _ in 0..10 {
