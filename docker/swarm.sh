@@ -177,17 +177,21 @@ logs_complete() {
     [ "$(awk '$1 == "zoo-swarm" && $2 == "done" { seen[$4] = 1 } END { print length(seen) }' \
         "$work/gen.log")" -ge "$ZOO_REPLICAS" ]
 }
-for try in $(seq 8); do
+logs_timeout=${ZOO_LOGS_TIMEOUT:-20}
+logs_tries=8
+for try in $(seq "$logs_tries"); do
     rc=0
-    timeout "${ZOO_LOGS_TIMEOUT:-20}" docker service logs --raw "${stack}_gen" >"$work/gen.log" 2>&1 \
-        || rc=$?
+    timeout "$logs_timeout" docker service logs --raw "${stack}_gen" >"$work/gen.log" 2>&1 || rc=$?
     logs_complete && break
     if [ "$rc" = 124 ]; then
-        log "docker service logs did not return within ${ZOO_LOGS_TIMEOUT:-20} s (try $try)"
+        log "docker service logs did not return within $logs_timeout s (try $try)"
     else
         log "docker service logs ended (rc=$rc) without every replica's last line (try $try)"
     fi
-    [ "$try" = 8 ] && { cat "$work/gen.log" >&2; die "the replicas' logs could not be collected"; }
+    [ "$try" = "$logs_tries" ] && {
+        cat "$work/gen.log" >&2
+        die "the replicas' logs could not be collected"
+    }
     sleep 2
 done
 grep '^zoo-swarm error' "$work/gen.log" >&2 && die "a replica reported an error"

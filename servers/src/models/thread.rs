@@ -13,9 +13,9 @@
 //! busy neither sleeps nor switches. What that costs depends on the machine, and most on a
 //! virtual one (`loadtest compare` measures the price of such a hand-off before its cells, and
 //! its anatomy reading puts it on this model's switches; `make bench-floor` runs this model beside
-//! the least a thread per connection can do, `servers/examples/thread_floor.rs`). It breaks down at very many concurrent
-//! connections (thread limits, scheduler load) rather than at slow ones: a slow client only costs
-//! its own thread. It mirrors Python's `socketserver.ThreadingMixIn` and classic
+//! the least a thread per connection can do, `servers/examples/thread_floor.rs`). It breaks down
+//! at very many concurrent connections (thread limits, scheduler load) rather than at slow ones: a
+//! slow client only costs its own thread. It mirrors Python's `socketserver.ThreadingMixIn` and classic
 //! one-thread-per-client servers. Over `--max-connections` a new connection gets 503 and is
 //! closed.
 
