@@ -12,7 +12,7 @@ help:
 	@echo "make conformance                            replay ../shared/conformance against every model"
 	@echo "make build                                  release binaries in target/release"
 	@echo "make compare / compare-quick                every model through every scenario: results/<time>/"
-	@echo "make bench                                  plaintext (and pipelined) at 64 connections and c10k, with nginx ratios"
+	@echo "make bench                                  plaintext, pipelined and c10k with nginx ratios; bench-loadgen; bench-floor"
 	@echo "make bench-loadgen / bench-floor            wrk beside loadtest; thread beside its floor and nginx"
 	@echo "make bench-c10k / soak / fuzz               idle-connection RSS, 1M-request soak, fuzz the core"
 	@echo "make twins / twins-test                     the Python originals in peers/python/.venv, and their tests"
@@ -112,16 +112,18 @@ compare-quick: build
 
 # The performance table: every model and nginx on `/` at 64 keep-alive connections, server and
 # generator pinned apart, ratios to nginx in the report; 10,000 idle connections' RSS beside
-# nginx's; then loadtest's own CPU per request beside wrk's.
+# nginx's; then loadtest's own CPU per request beside wrk's, and thread beside its floor.
 .PHONY: bench
 # The event loops run one thread each, as the targets name them (tokio --threads 1 is asyncio's
 # shape); with the server pinned to one CPU the other models default to one thread or worker too.
 BENCH_MODELS ?= thread,pool,coroutine:threads=1,tokio:threads=1,async-std,smol:threads=1,fork,prefork,select,poll,epoll,nonblocking,sigio,uring:threads=1
 
 bench: build
+	$(CARGO) build --release -p servers --example thread_floor
 	target/release/loadtest compare --models $(BENCH_MODELS) --scenarios plaintext,pipelined,c10k --concurrency 64 --rounds 3 \
 		--baseline nginx --out results/bench-$$(date -u +%Y%m%dT%H%M%SZ) $(COMPARE_ARGS)
 	LOADTEST=target/release/loadtest loadtest/bench-loadgen.sh
+	servers/bench-floor.sh
 
 # wrk and loadtest side by side against one pinned nginx (loadtest/bench-loadgen.sh).
 bench-loadgen:

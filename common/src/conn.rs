@@ -57,20 +57,33 @@ use std::time::{Duration, Instant, SystemTime};
 /// The smallest free space [`Connection::read_buf`] offers.
 const READ_CHUNK: usize = 8 * 1024;
 
-/// Buffers that idle connections gave back ([`Connection::release_buffers_into`]), kept for the
-/// next connection that has input ([`Connection::reuse_buffers`]). A driver serving many
-/// connections on one thread keeps one: a keep-alive connection goes idle between any two
-/// requests, and without it each request would allocate, zero and free its buffers. A few pairs
-/// are kept, not one per connection, so idle connections still cost no buffer.
+/// Buffers that connections gave back ([`Connection::release_buffers_into`] when idle,
+/// [`Connection::release_input_into`] once their input is consumed), kept for the next
+/// connection that has input ([`Connection::reuse_buffers`]). A driver serving many connections
+/// on one thread keeps one: a keep-alive connection goes idle between any two requests, and
+/// without it each request would allocate, zero and free its buffers. Read buffers and output
+/// buffers are kept apart: a read buffer is free again as soon as a request is parsed, so a few
+/// serve a whole turn of a loop, while an output buffer stays with its connection until its
+/// answer has left, which for a completion-based driver is a whole batch of connections at once;
+/// they are small, so more of them are kept. Idle connections still cost no buffer.
 #[derive(Debug, Default)]
 pub struct Spare {
-    pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    reads: Vec<Vec<u8>>,
+    outs: Vec<Vec<u8>>,
 }
 
-/// Pairs a [`Spare`] keeps; one driver turn rarely has more connections between input and idle.
-const SPARE_PAIRS: usize = 8;
-/// A buffer that grew past this (a large body or answer) is freed rather than kept.
+/// Read buffers a [`Spare`] keeps.
+const SPARE_READS: usize = 8;
+/// Output buffers a [`Spare`] keeps: as many as a batch of answers in flight at 64 connections.
+const SPARE_OUTS: usize = 64;
+/// A read buffer that grew past this (a large head or body) is freed rather than kept.
 const SPARE_MAX_BYTES: usize = 64 * 1024;
+/// An output buffer that grew past this (a large answer) is freed rather than kept, so the
+/// output buffers a spare holds stay within 256 KiB.
+const SPARE_OUT_MAX_BYTES: usize = 4 * 1024;
+/// The room a connection's first answer gets at once, so that encoding it does not grow the
+/// buffer step by step: a status line, the framing headers and a short body.
+const FIRST_OUTPUT: usize = 512;
 
 impl Spare {
     /// An empty stash.
@@ -78,13 +91,27 @@ impl Spare {
         Spare::default()
     }
 
-    fn keep(&mut self, buf: Vec<u8>, mut out: Vec<u8>) {
-        let small = buf.capacity() <= SPARE_MAX_BYTES && out.capacity() <= SPARE_MAX_BYTES;
-        if small && self.pairs.len() < SPARE_PAIRS {
+    /// How many read buffers and how many output buffers it holds.
+    pub fn held(&self) -> (usize, usize) {
+        (self.reads.len(), self.outs.len())
+    }
+
+    fn keep_read(&mut self, buf: Vec<u8>) {
+        if buf.capacity() > 0 && buf.capacity() <= SPARE_MAX_BYTES && self.reads.len() < SPARE_READS
+        {
             // The read buffer keeps its length: its bytes are initialized, so reusing it costs no
-            // zeroing (the connection tracks what is filled). The output starts empty.
+            // zeroing (the connection tracks what is filled).
+            self.reads.push(buf);
+        }
+    }
+
+    fn keep_out(&mut self, mut out: Vec<u8>) {
+        if out.capacity() > 0
+            && out.capacity() <= SPARE_OUT_MAX_BYTES
+            && self.outs.len() < SPARE_OUTS
+        {
             out.clear();
-            self.pairs.push((buf, out));
+            self.outs.push(out);
         }
     }
 }
@@ -281,7 +308,7 @@ impl Connection {
         let last = self.peer_eof && self.start == self.filled;
         let keep_alive = keep_alive && !resp.close && !self.draining && !last;
         let wall = self.wall_at(now);
-        self.compact_output();
+        self.prepare_output();
         let ctx = EncodeCtx {
             version,
             head_only,
@@ -400,18 +427,35 @@ impl Connection {
     /// connection of this driver that has input (up to what `spare` holds; beyond, they are freed).
     pub fn release_buffers_into(&mut self, spare: &mut Spare) {
         if self.is_idle() && (self.buf.capacity() > 0 || self.out.capacity() > 0) {
-            spare.keep(std::mem::take(&mut self.buf), std::mem::take(&mut self.out));
+            spare.keep_read(std::mem::take(&mut self.buf));
+            spare.keep_out(std::mem::take(&mut self.out));
             self.release_buffers();
         }
     }
 
-    /// Takes buffers from `spare` when this connection has none: a driver calls it before reading
+    /// Gives the read buffer to `spare` when every byte in it has been consumed, whatever the
+    /// connection waits for: a driver whose answer stays in flight for a while (a send submitted
+    /// to io_uring) calls it once the answer is queued, so the read buffer serves the next
+    /// connection meanwhile. Take it back with [`Connection::reuse_buffers`] before reading.
+    pub fn release_input_into(&mut self, spare: &mut Spare) {
+        if self.start == self.filled && self.buf.capacity() > 0 {
+            spare.keep_read(std::mem::take(&mut self.buf));
+            self.start = 0;
+            self.filled = 0;
+        }
+    }
+
+    /// Takes buffers from `spare` where this connection has none: a driver calls it before reading
     /// for a connection that gave its buffers back. Returns whether the connection now has a read
     /// buffer, that is whether [`Connection::read_buf`] is free of an allocation.
     pub fn reuse_buffers(&mut self, spare: &mut Spare) -> bool {
-        if self.buf.capacity() == 0 && self.out.capacity() == 0 {
-            if let Some((buf, out)) = spare.pairs.pop() {
+        if self.buf.capacity() == 0 {
+            if let Some(buf) = spare.reads.pop() {
                 self.buf = buf;
+            }
+        }
+        if self.out.capacity() == 0 {
+            if let Some(out) = spare.outs.pop() {
                 self.out = out;
             }
         }
@@ -437,6 +481,15 @@ impl Connection {
         if self.out_pos > 0 {
             self.out.drain(..self.out_pos);
             self.out_pos = 0;
+        }
+    }
+
+    /// Makes room for an answer: what has been sent goes, and a connection without an output
+    /// buffer gets one large enough for a short answer at once.
+    fn prepare_output(&mut self) {
+        self.compact_output();
+        if self.out.capacity() == 0 {
+            self.out.reserve(FIRST_OUTPUT);
         }
     }
 
@@ -533,7 +586,7 @@ impl Connection {
         self.deadline = None;
         let resp = Response::text(e.status(), format!("{}\n", e.reason()));
         let wall = self.wall_at(now);
-        self.compact_output();
+        self.prepare_output();
         let ctx = EncodeCtx {
             version: Version::Http11,
             head_only: false,

@@ -1310,13 +1310,16 @@ fn spare_buffers_pass_between_connections_and_carry_nothing_over() {
     // Not idle while its answer waits: nothing is given back.
     a.release_buffers_into(&mut spare);
     assert!(!a.output().is_empty());
+    assert_eq!(spare.held(), (0, 0));
     let n = a.output().len();
     a.consume_output(n);
     a.release_buffers_into(&mut spare);
+    assert_eq!(spare.held(), (1, 1));
 
     // A fresh connection takes them, and sees only its own bytes in them.
     let mut b = Connection::new(limits(), now, SystemTime::now());
-    assert!(b.reuse_buffers(&mut spare), "the spare pair is lent");
+    assert!(b.reuse_buffers(&mut spare), "the spare read buffer is lent");
+    assert_eq!(spare.held(), (0, 0), "and the output buffer with it");
     receive(&mut b, b"GET /b HTTP/1.1\r\nHost: second\r\n\r\n", now);
     assert_eq!(answer_all(&mut b, now), ["/b second"]);
     let out = String::from_utf8(b.output().to_vec()).unwrap();
@@ -1328,7 +1331,7 @@ fn spare_buffers_pass_between_connections_and_carry_nothing_over() {
     let mut c = Connection::new(limits(), now, SystemTime::now());
     assert!(!c.reuse_buffers(&mut spare));
 
-    // A buffer that grew past 64 KiB (a large answer) is freed, not kept.
+    // The output buffer of a large answer is freed, not kept; its read buffer is kept.
     let mut big = Connection::new(limits(), now, SystemTime::now());
     receive(&mut big, b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n", now);
     assert!(big.next_request().is_some());
@@ -1336,19 +1339,70 @@ fn spare_buffers_pass_between_connections_and_carry_nothing_over() {
     let n = big.output().len();
     big.consume_output(n);
     big.release_buffers_into(&mut spare);
-    assert!(!c.reuse_buffers(&mut spare), "a large buffer is not kept");
+    assert_eq!(spare.held(), (1, 0), "a large output buffer is not kept");
+    assert!(c.reuse_buffers(&mut spare));
 
-    // At most eight pairs are kept.
-    for _ in 0..12 {
+    // At most eight read buffers are kept, and up to 64 output buffers.
+    let answered = |spare: &mut common::Spare| {
         let mut d = Connection::new(limits(), now, SystemTime::now());
         receive(&mut d, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", now);
         answer_all(&mut d, now);
         let n = d.output().len();
         d.consume_output(n);
-        d.release_buffers_into(&mut spare);
+        d.release_buffers_into(spare);
+    };
+    for _ in 0..12 {
+        answered(&mut spare);
     }
+    assert_eq!(spare.held(), (8, 12));
     let lent = (0..12)
         .filter(|_| Connection::new(limits(), now, SystemTime::now()).reuse_buffers(&mut spare))
         .count();
     assert_eq!(lent, 8);
+    assert_eq!(spare.held(), (0, 0));
+    for _ in 0..70 {
+        answered(&mut spare);
+    }
+    assert_eq!(spare.held(), (8, 64));
+}
+
+#[test]
+fn the_read_buffer_goes_back_once_consumed_while_the_answer_waits() {
+    let now = Instant::now();
+    let mut spare = common::Spare::new();
+    let mut a = Connection::new(limits(), now, SystemTime::now());
+    receive(&mut a, b"GET /one HTTP/1.1\r\nHost: a\r\n\r\n", now);
+    assert_eq!(answer_all(&mut a, now), ["/one a"]);
+    let answer = a.output().to_vec();
+    a.release_input_into(&mut spare);
+    assert_eq!(
+        spare.held(),
+        (1, 0),
+        "the read buffer is lent out, the answer stays"
+    );
+    assert_eq!(a.output(), &answer[..]);
+
+    // Another connection reads into it meanwhile.
+    let mut b = Connection::new(limits(), now, SystemTime::now());
+    assert!(b.reuse_buffers(&mut spare));
+    receive(&mut b, b"GET /two HTTP/1.1\r\nHost: b\r\n\r\n", now);
+    assert_eq!(answer_all(&mut b, now), ["/two b"]);
+
+    // The first one goes on with a read buffer of its own: only its own bytes.
+    let n = a.output().len();
+    a.consume_output(n);
+    assert!(
+        !a.reuse_buffers(&mut spare),
+        "the spare is empty: it reads into a new one"
+    );
+    receive(&mut a, b"GET /three HTTP/1.1\r\nHost: a\r\n\r\n", now);
+    assert_eq!(answer_all(&mut a, now), ["/three a"]);
+
+    // Unconsumed input keeps the buffer: half a head is not given away.
+    let mut c = Connection::new(limits(), now, SystemTime::now());
+    receive(&mut c, b"GET /four HTTP/1.1\r\nHo", now);
+    c.release_input_into(&mut spare);
+    assert_eq!(spare.held(), (0, 0));
+    receive(&mut c, b"st: c\r\n\r\n", now);
+    assert_eq!(answer_all(&mut c, now), ["/four c"]);
 }

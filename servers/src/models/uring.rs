@@ -37,9 +37,11 @@
 //! kernel picks a buffer only when bytes arrive, and we copy them into the connection and give the
 //! buffer back at once. An idle connection holds no buffer, only its entry with the `Connection`'s
 //! buffers released: a few hundred bytes, its deadline in the heap and its share of the buffer
-//! pool included (the README's Performance section quotes the c10k figure). The `Connection`'s buffers go to a few
-//! spare ones per ring ([`common::Spare`]) that the next connection with input takes, so a client
-//! sending one request after another costs no allocation per request. The other way, a
+//! pool included (the README's Performance section quotes the c10k figure). The `Connection`'s
+//! buffers go to spare ones per ring ([`common::Spare`]) that the next connection with input
+//! takes: its read buffer as soon as its answer is submitted (the send may be in flight for a whole
+//! batch of other connections' completions), its output buffer once the send is done. So a client
+//! sending one request after another costs no allocation per request for its buffers. The other way, a
 //! `POLL_ADD` on idle connections and then a recv into a pooled buffer, avoids the copy but costs
 //! every request one more trip through the ring.
 //!

@@ -31,6 +31,9 @@ impl Worker<'_> {
                 Want::Write => {
                     let deadline = self.now.checked_add(self.ctx.limits.body_timeout);
                     e.submit_send(&mut self.ring, key, deadline);
+                    // The answer is out of the read buffer's way: it serves the next connection
+                    // with input while this one's send is in flight.
+                    e.conn.release_input_into(&mut self.spare);
                 }
                 Want::Read if e.parked.len() > 0 || e.parked_eof => {
                     // What came while the connection could not take it, in order.
