@@ -450,3 +450,70 @@ fn a_model_that_cannot_start_is_reported_not_dropped() {
         "{report}"
     );
 }
+
+#[test]
+fn rounds_start_further_along_and_fold_into_one_cell_each() {
+    let _one = support::exclusive();
+    let zoo = zoo();
+    let dir = TempDir::new("compare-rounds");
+    let out = dir.path("out");
+    let (ok, stderr) = loadtest(&[
+        "compare",
+        "--quick",
+        "--zoo",
+        zoo.to_str().expect("utf-8 path"),
+        "--models",
+        "thread,pool,epoll",
+        "--scenarios",
+        "plaintext",
+        "--concurrency",
+        "4",
+        "--duration",
+        "300ms",
+        "--warmup",
+        "0s",
+        "--rounds",
+        "3",
+        "--out",
+        out.to_str().expect("utf-8 path"),
+    ]);
+    assert!(ok, "{stderr}");
+    // The progress lines name each cell as it ends: `[i/9] target scenario variant: ...`.
+    let ran: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with('[') && l.contains(" plaintext c=4"))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            "thread", "pool", "epoll", // round 1 as given
+            "pool", "epoll", "thread", // round 2 one along
+            "epoll", "thread", "pool", // round 3 two along
+        ],
+        "{stderr}"
+    );
+    let results: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("results.json")).expect("results.json"),
+    )
+    .expect("valid JSON");
+    let cells = results["cells"].as_array().expect("cells");
+    let targets: Vec<&str> = cells
+        .iter()
+        .map(|c| c["target"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        targets,
+        ["thread", "pool", "epoll"],
+        "the first round's order"
+    );
+    for c in cells {
+        assert_eq!(c["status"], "ok", "{c}");
+        let rounds = c["rounds_rps"].as_array().expect("rounds_rps");
+        assert_eq!(rounds.len(), 3, "{c}");
+        let median = c["headline"]["requests_per_s"].as_f64().expect("req/s");
+        let mut figures: Vec<f64> = rounds.iter().filter_map(Value::as_f64).collect();
+        figures.sort_by(f64::total_cmp);
+        assert_eq!(median, figures[1], "the cell is its median round: {c}");
+    }
+}

@@ -55,8 +55,8 @@ use crate::format::format_eta;
 use crate::sys;
 use machine::{find_nginx, find_zoo, machine, timestamp, tool_version};
 use plan::{
-    model_list, parse_scenarios, plan_cells, plan_cpus, settings, target_info, Cpus, Kind, Planned,
-    Subject,
+    model_list, parse_scenarios, plan_cells, plan_cpus, round_order, settings, target_info, Cpus,
+    Kind, Planned, Subject,
 };
 use progress::Progress;
 use results::{Results, Setup, Status, Versions, SCHEMA};
@@ -273,7 +273,8 @@ pub fn compare(args: &CompareArgs) -> Result<(), Box<dyn Error>> {
     );
     let mut measured = Vec::new();
     let turns = (0..args.rounds)
-        .flat_map(|r| subjects.iter().map(move |s| (r, s)))
+        .flat_map(|r| round_order(subjects.len(), r, args.rounds).map(move |i| (r, i)))
+        .map(|(r, i)| (r, &subjects[i]))
         .flat_map(|(r, s)| scenarios.iter().map(move |&sc| (r, s, sc)));
     for (round, subject, scenario) in turns {
         let cells: Vec<&Planned> = plan

@@ -86,7 +86,22 @@ pub struct Planned {
     pub estimate: Duration,
 }
 
-/// Every cell of the comparison in the order they run: round, target, scenario, variant.
+/// The order in which round `round` of `rounds` goes through `targets` targets, as indices: each
+/// round starts a further `targets / rounds` along and wraps, so that no target is always the
+/// first measured or the last. A noisy machine drifts over minutes: with one fixed order the
+/// targets at the end of every round would meet the drift at the same distance from the baseline
+/// at the start, and their medians would carry it. The first round keeps the given order.
+pub fn round_order(targets: usize, round: u32, rounds: u32) -> impl Iterator<Item = usize> {
+    let start = if targets == 0 {
+        0
+    } else {
+        round as usize % rounds.max(1) as usize * targets / rounds.max(1) as usize
+    };
+    (0..targets).map(move |i| (start + i) % targets)
+}
+
+/// Every cell of the comparison in the order they run: round, target (each round in its
+/// [`round_order`]), scenario, variant.
 pub fn plan_cells(
     subjects: &[Subject],
     scenarios: &[Scenario],
@@ -95,7 +110,7 @@ pub fn plan_cells(
 ) -> Vec<Planned> {
     let mut plan = Vec::new();
     for round in 0..rounds {
-        for subject in subjects {
+        for subject in round_order(subjects.len(), round, rounds).map(|i| &subjects[i]) {
             for &scenario in scenarios {
                 if matches!(subject.kind, Kind::Nginx(_)) && !scenario.baseline_applies() {
                     continue;
@@ -295,6 +310,26 @@ pub fn plan_cpus(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_round_starts_further_along_and_covers_every_target_once() {
+        let order = |round, rounds| round_order(5, round, rounds).collect::<Vec<_>>();
+        assert_eq!(order(0, 1), [0, 1, 2, 3, 4]);
+        assert_eq!(order(0, 3), [0, 1, 2, 3, 4]);
+        assert_eq!(order(1, 3), [1, 2, 3, 4, 0]);
+        assert_eq!(order(2, 3), [3, 4, 0, 1, 2]);
+        // Fifteen targets in three rounds: each is first, in the middle and near the end once.
+        let firsts: Vec<usize> = (0..3)
+            .map(|r| round_order(15, r, 3).next().unwrap())
+            .collect();
+        assert_eq!(firsts, [0, 5, 10]);
+        for r in 0..3 {
+            let mut all: Vec<usize> = round_order(15, r, 3).collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..15).collect::<Vec<_>>());
+        }
+        assert_eq!(round_order(0, 1, 3).count(), 0);
+    }
 
     #[test]
     fn scenarios_parse_in_catalogue_order() {

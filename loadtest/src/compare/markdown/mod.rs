@@ -146,8 +146,9 @@ fn preamble(r: &Results) -> String {
         },
         if s.rounds > 1 {
             format!(
-                "; {} rounds, each through every target in turn, and each cell is its median \
-                 round by req/s (every round's figure under \"Rounds\" below)",
+                "; {} rounds, each through every target in turn, each starting a further \
+                 part along the list so that no target is always measured last, and each cell \
+                 is its median round by req/s (every round's figure under \"Rounds\" below)",
                 s.rounds
             )
         } else {
