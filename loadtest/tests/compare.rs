@@ -99,6 +99,42 @@ fn loadtest(args: &[&str]) -> (bool, String) {
     )
 }
 
+/// Runs `compare --quick` of `models` on plaintext at `connections`, with `extra` arguments,
+/// into `out`.
+fn quick_plaintext(
+    zoo: &Path,
+    models: &str,
+    connections: &str,
+    extra: &[&str],
+    out: &Path,
+) -> (bool, String) {
+    let mut args = vec![
+        "compare",
+        "--quick",
+        "--zoo",
+        zoo.to_str().expect("utf-8 path"),
+        "--models",
+        models,
+        "--scenarios",
+        "plaintext",
+        "--concurrency",
+        connections,
+        "--out",
+        out.to_str().expect("utf-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    loadtest(&args)
+}
+
+/// A short run: 300 ms measured, no warm-up.
+const SHORT: [&str; 4] = ["--duration", "300ms", "--warmup", "0s"];
+
+/// The results.json compare wrote into `out`.
+fn results_json(out: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("results.json"))
+        .expect("valid JSON")
+}
+
 fn non_empty(path: &Path) -> Vec<u8> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(!bytes.is_empty(), "{} is empty", path.display());
@@ -275,25 +311,9 @@ fn the_anatomy_of_a_request_is_counted() {
     let dir = TempDir::new("compare-anatomy");
     let run = |name: &str, extra: &[&str]| {
         let out = dir.path(name);
-        let mut args = vec![
-            "compare",
-            "--quick",
-            "--zoo",
-            zoo.to_str().expect("utf-8 path"),
-            "--models",
-            "epoll",
-            "--scenarios",
-            "plaintext",
-            "--concurrency",
-            "64",
-            "--out",
-            out.to_str().expect("utf-8 path"),
-        ];
-        args.extend_from_slice(extra);
-        let (ok, stderr) = loadtest(&args);
+        let (ok, stderr) = quick_plaintext(&zoo, "epoll", "64", extra, &out);
         assert!(ok, "loadtest compare failed:\n{stderr}");
-        let text = std::fs::read_to_string(out.join("results.json")).expect("results.json");
-        let results: Value = serde_json::from_str(&text).expect("valid JSON");
+        let results = results_json(&out);
         let report = String::from_utf8(non_empty(&out.join("report.md"))).expect("utf-8");
         (out, results, report)
     };
@@ -402,32 +422,12 @@ fn a_model_that_cannot_start_is_reported_not_dropped() {
     let zoo = zoo();
     let dir = TempDir::new("compare-bad");
     let out = dir.path("out");
-    let (ok, stderr) = loadtest(&[
-        "compare",
-        "--quick",
-        "--zoo",
-        zoo.to_str().expect("utf-8 path"),
-        "--models",
-        "no-such-model,pool",
-        "--scenarios",
-        "plaintext",
-        "--concurrency",
-        "4",
-        "--duration",
-        "300ms",
-        "--warmup",
-        "0s",
-        "--out",
-        out.to_str().expect("utf-8 path"),
-    ]);
+    let (ok, stderr) = quick_plaintext(&zoo, "no-such-model,pool", "4", &SHORT, &out);
     assert!(
         ok,
         "a failed model fails its cells, not the comparison:\n{stderr}"
     );
-    let results: Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("results.json")).expect("results.json"),
-    )
-    .expect("valid JSON");
+    let results = results_json(&out);
     let cells = results["cells"].as_array().expect("cells");
     let bad = cells
         .iter()
@@ -457,26 +457,13 @@ fn rounds_start_further_along_and_fold_into_one_cell_each() {
     let zoo = zoo();
     let dir = TempDir::new("compare-rounds");
     let out = dir.path("out");
-    let (ok, stderr) = loadtest(&[
-        "compare",
-        "--quick",
-        "--zoo",
-        zoo.to_str().expect("utf-8 path"),
-        "--models",
+    let (ok, stderr) = quick_plaintext(
+        &zoo,
         "thread,pool,epoll",
-        "--scenarios",
-        "plaintext",
-        "--concurrency",
         "4",
-        "--duration",
-        "300ms",
-        "--warmup",
-        "0s",
-        "--rounds",
-        "3",
-        "--out",
-        out.to_str().expect("utf-8 path"),
-    ]);
+        &[&SHORT[..], &["--rounds", "3"]].concat(),
+        &out,
+    );
     assert!(ok, "{stderr}");
     // The progress lines name each cell as it ends: `[i/9] target scenario variant: ...`.
     let ran: Vec<&str> = stderr
@@ -493,10 +480,7 @@ fn rounds_start_further_along_and_fold_into_one_cell_each() {
         ],
         "{stderr}"
     );
-    let results: Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("results.json")).expect("results.json"),
-    )
-    .expect("valid JSON");
+    let results = results_json(&out);
     let cells = results["cells"].as_array().expect("cells");
     let targets: Vec<&str> = cells
         .iter()
