@@ -55,8 +55,8 @@ use crate::format::format_eta;
 use crate::sys;
 use machine::{find_nginx, find_zoo, machine, timestamp, tool_version};
 use plan::{
-    model_list, parse_scenarios, plan_cells, plan_cpus, round_order, settings, target_info, Cpus,
-    Kind, Planned, Subject,
+    model_list, parse_scenarios, plan_cells, plan_cpus, settings, target_info, Cpus, Kind, Planned,
+    Subject,
 };
 use progress::Progress;
 use results::{Results, Setup, Status, Versions, SCHEMA};
@@ -272,19 +272,16 @@ pub fn compare(args: &CompareArgs) -> Result<(), Box<dyn Error>> {
         out.display()
     );
     let mut measured = Vec::new();
-    let turns = (0..args.rounds)
-        .flat_map(|r| round_order(subjects.len(), r, args.rounds).map(move |i| (r, i)))
-        .map(|(r, i)| (r, &subjects[i]))
-        .flat_map(|(r, s)| scenarios.iter().map(move |&sc| (r, s, sc)));
-    for (round, subject, scenario) in turns {
-        let cells: Vec<&Planned> = plan
-            .iter()
-            .filter(|c| c.round == round && c.subject == subject.name)
-            .filter(|c| c.scenario == scenario)
-            .collect();
-        if cells.is_empty() {
+    // The plan's order is the run's: one turn per round, target and scenario, with its variants.
+    let same_turn = |a: &Planned, b: &Planned| {
+        (a.round, &a.subject, a.scenario) == (b.round, &b.subject, b.scenario)
+    };
+    for turn in plan.chunk_by(same_turn) {
+        let (round, scenario) = (turn[0].round, turn[0].scenario);
+        let Some(subject) = subjects.iter().find(|s| s.name == turn[0].subject) else {
             continue;
-        }
+        };
+        let cells: Vec<&Planned> = turn.iter().collect();
         if interrupted.load(Ordering::Relaxed) {
             for c in cells {
                 measured.push(skipped(c, "interrupted"));

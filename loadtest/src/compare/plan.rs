@@ -92,11 +92,8 @@ pub struct Planned {
 /// targets at the end of every round would meet the drift at the same distance from the baseline
 /// at the start, and their medians would carry it. The first round keeps the given order.
 pub fn round_order(targets: usize, round: u32, rounds: u32) -> impl Iterator<Item = usize> {
-    let start = if targets == 0 {
-        0
-    } else {
-        round as usize % rounds.max(1) as usize * targets / rounds.max(1) as usize
-    };
+    let rounds = rounds.max(1) as usize;
+    let start = round as usize % rounds * targets / rounds;
     (0..targets).map(move |i| (start + i) % targets)
 }
 
