@@ -250,7 +250,9 @@ pub fn compare(args: &CompareArgs) -> Result<(), Box<dyn Error>> {
             .as_ref()
             .and_then(|c| c.first().copied())
             .or_else(|| sys::allowed_cpus().ok().and_then(|c| c.first().copied()));
-        match prices::measure(cpu) {
+        // The ring has as many threads as a thread per connection has where the anatomy is read.
+        let ring = results::headline_concurrency(&settings.concurrency).unwrap_or(0);
+        match prices::measure(cpu, ring) {
             Ok(p) => results.machine.prices = Some(p),
             Err(e) => results
                 .setup

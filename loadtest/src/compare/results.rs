@@ -347,18 +347,18 @@ pub fn anatomy_headline(r: &Results) -> Option<(Scenario, &str, Vec<&Cell>)> {
             variants.push(&c.variant);
         }
     }
-    let variant = variants
+    // A sweep of connection counts is read at its headline count; anything else at its first.
+    let counts: Option<Vec<usize>> = variants
         .iter()
-        .find(|v| **v == "c=64")
-        .or_else(|| {
-            let sweep = variants.iter().all(|v| v.starts_with("c="));
-            if sweep {
-                variants.get(variants.len() / 2)
-            } else {
-                variants.first()
-            }
-        })
-        .copied()?;
+        .map(|v| v.strip_prefix("c=")?.parse().ok())
+        .collect();
+    let variant = match counts {
+        Some(counts) => {
+            let headline = headline_concurrency(&counts)?;
+            variants[counts.iter().position(|&c| c == headline)?]
+        }
+        None => variants.first().copied()?,
+    };
     let cells = r
         .cells
         .iter()
@@ -366,6 +366,16 @@ pub fn anatomy_headline(r: &Results) -> Option<(Scenario, &str, Vec<&Cell>)> {
         .filter(|c| c.scenario == scenario && c.variant == variant)
         .collect();
     Some((scenario, variant, cells))
+}
+
+/// The connection count a sweep's anatomy is read at: 64 where the sweep has it (the count the
+/// benchmarks here use), else the middle one.
+pub fn headline_concurrency(counts: &[usize]) -> Option<usize> {
+    counts
+        .iter()
+        .copied()
+        .find(|&c| c == 64)
+        .or_else(|| counts.get(counts.len() / 2).copied())
 }
 
 /// The kinds of syscall in the order of the tables and charts: [`KINDS`], then `other`.
@@ -488,4 +498,18 @@ pub struct IdleFigures {
     pub threads_with_idle: Option<u64>,
     /// Idle connections still open after the active load.
     pub still_open_after: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::headline_concurrency;
+
+    #[test]
+    fn the_headline_count_is_64_else_the_middle_of_the_sweep() {
+        assert_eq!(headline_concurrency(&[1, 64, 1024]), Some(64));
+        assert_eq!(headline_concurrency(&[64]), Some(64));
+        assert_eq!(headline_concurrency(&[1, 16, 256]), Some(16));
+        assert_eq!(headline_concurrency(&[1, 16, 256, 1024]), Some(256));
+        assert_eq!(headline_concurrency(&[]), None);
+    }
 }

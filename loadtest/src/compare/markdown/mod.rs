@@ -110,10 +110,17 @@ fn preamble(r: &Results) -> String {
         let _ = writeln!(
             out,
             "Kernel prices{}, measured before the cells: a syscall {} µs, a hand-off between two \
-             threads on one CPU (a sleeping thread woken and switched to) {} µs.  ",
+             threads on one CPU (a sleeping thread woken and switched to) {} µs{}.  ",
             p.cpu.map(|c| format!(" on CPU {c}")).unwrap_or_default(),
             per_request(p.syscall_ns / 1e3),
-            per_request(p.handoff_ns / 1e3)
+            per_request(p.handoff_ns / 1e3),
+            p.ring
+                .map(|r| format!(
+                    ", {} µs among {} threads taking turns (each woken by the one before it)",
+                    per_request(r.handoff_ns / 1e3),
+                    r.threads
+                ))
+                .unwrap_or_default()
         );
     }
     let mut versions = vec![format!("loadtest {}", r.versions.loadtest)];

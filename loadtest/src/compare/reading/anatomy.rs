@@ -135,6 +135,10 @@ pub fn anatomy(cells: &[&Cell], prices: Option<&Prices>) -> Vec<String> {
                 best.0,
                 per_request(best.1)
             );
+            let connections = cells
+                .iter()
+                .find(|c| c.target == "thread")
+                .map(|c| c.connections);
             let cpu_of = |name: &str| {
                 per.iter()
                     .find(|(n, _)| *n == name)
@@ -144,12 +148,31 @@ pub fn anatomy(cells: &[&Cell], prices: Option<&Prices>) -> Vec<String> {
             if let (Some(prices), Some(thread_us), Some(best_us)) =
                 (prices, cpu_of("thread"), cpu_of(best.0))
             {
-                let switches_us = thread * prices.handoff_ns / 1e3;
+                // A thread per connection at n busy connections has n threads taking turns: the
+                // ring's price where it was measured at that count, else the two threads'.
+                let (handoff_ns, price) = match prices.ring {
+                    Some(r) if Some(r.threads) == connections => (
+                        r.handoff_ns,
+                        format!(
+                            "a hand-off among {} threads taking turns on one CPU ({} µs, against \
+                             {} µs between two; measured before the cells)",
+                            r.threads,
+                            per_request(r.handoff_ns / 1e3),
+                            per_request(prices.handoff_ns / 1e3)
+                        ),
+                    ),
+                    _ => (
+                        prices.handoff_ns,
+                        format!(
+                            "a hand-off between threads ({} µs, measured before the cells)",
+                            per_request(prices.handoff_ns / 1e3)
+                        ),
+                    ),
+                };
+                let switches_us = thread * handoff_ns / 1e3;
                 s += &format!(
-                    ". At this machine's price of a hand-off between threads ({} µs, measured \
-                     before the cells), those switches are {} µs of the {} µs of CPU thread \
-                     spends per request, against {} µs in all for {}",
-                    per_request(prices.handoff_ns / 1e3),
+                    ". At this machine's price of {price}, those switches are {} µs of the {} µs \
+                     of CPU thread spends per request, against {} µs in all for {}",
                     per_request(switches_us),
                     per_request(thread_us),
                     per_request(best_us),

@@ -594,6 +594,7 @@ mod tests {
             cpu: Some(0),
             syscall_ns: 250.0,
             handoff_ns: 2500.0,
+            ring: None,
         };
         let text = anatomy(&refs, Some(&prices)).join(" ");
         assert!(
@@ -611,6 +612,30 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("(10%): a trip's price is mostly"), "{text}");
+        // Measured among as many threads as thread has connections (64), the ring's price is the
+        // one its switches are read at; measured among another count, the two threads' still is.
+        use crate::compare::prices::Ring;
+        let ring = |threads| Prices {
+            ring: Some(Ring {
+                threads,
+                handoff_ns: 4000.0,
+            }),
+            ..prices
+        };
+        let text = anatomy(&refs, Some(&ring(64))).join(" ");
+        assert!(
+            text.contains(
+                "a hand-off among 64 threads taking turns on one CPU (4.00 µs, against 2.50 µs \
+                 between two; measured before the cells), those switches are 4.00 µs of the \
+                 13.0 µs"
+            ),
+            "{text}"
+        );
+        let text = anatomy(&refs, Some(&ring(16))).join(" ");
+        assert!(
+            text.contains("(2.50 µs, measured before the cells), those switches are 2.50 µs"),
+            "{text}"
+        );
     }
 
     #[test]
