@@ -9,7 +9,8 @@
 #
 # Environment: LOADTEST (target/release/loadtest), ZOO (target/release/zoo), FLOOR
 # (target/release/examples/thread_floor), NGINX (/usr/sbin/nginx), PORT (18090), ROUNDS (3),
-# DURATION (5s), WARMUP (1s), CONNECTIONS (64).
+# DURATION (5s), WARMUP (1s), CONNECTIONS (64), SERVERS ("nginx floor thread epoll": nginx, floor,
+# or zoo model names, nginx first).
 set -euo pipefail
 # shellcheck source=../scripts/bench-common.sh
 . "$(dirname "$0")/../scripts/bench-common.sh"
@@ -91,7 +92,8 @@ measure() {
     ' "$dir/out"
 }
 
-SERVERS="nginx floor thread epoll"
+SERVERS=${SERVERS:-nginx floor thread epoll}
+[ "${SERVERS%% *}" = nginx ] || { echo "bench-floor: SERVERS must start with nginx (the ratios are to it): $SERVERS" >&2; exit 1; }
 echo "each server alone on CPU 0; loadtest run on CPU 1: -c$CONNECTIONS -t1 -d$DURATION after" \
     "a $WARMUP warm-up, keep-alive; us/req is the server's CPU microseconds per request;" \
     "floor is servers/examples/thread_floor.rs"
