@@ -7,10 +7,10 @@
 //! - A syscall: `getppid`, which does no work in the kernel, through `syscall(2)` (libc could
 //!   answer some calls without entering the kernel).
 //! - A hand-off: two threads bound to one CPU pass a byte back and forth through two pipes, each
-//!   blocking in its read until the other writes. One round trip is two writes, two reads, and
-//!   twice what a thread-per-connection server pays when a request wakes its thread: the wake-up
-//!   of a sleeping thread and the switch to it. The same reads and writes timed on one thread,
-//!   where nothing blocks, are taken off, and what is left, halved, is the hand-off.
+//!   blocking in its read until the other writes (a ring of two). Each hop is a write, a read,
+//!   and what a thread-per-connection server pays when a request wakes its thread: the wake-up
+//!   of a sleeping thread and the switch to it. The same write and read timed on one thread,
+//!   where nothing blocks, are taken off each hop, and what is left is the hand-off.
 //! - A hand-off among many: as many threads as a thread per connection has at the connection
 //!   count the anatomy is read at, bound to one CPU, pass a byte around a ring of pipes, each
 //!   woken by the one before it. Two threads are the cheapest case there is: the price of a
@@ -57,9 +57,7 @@ const BATCHES: usize = 5;
 const SYSCALLS: u32 = 100_000;
 /// Pipe write-and-read pairs per batch, on one thread.
 const PIPE_OPS: u32 = 20_000;
-/// Round trips per batch between the two threads.
-const ROUND_TRIPS: u32 = 5_000;
-/// Hand-offs per batch in a ring (whole laps, at least one).
+/// Hand-offs per batch in a ring (whole laps, at least one); two threads are a ring of two.
 const RING_HOPS: usize = 10_000;
 /// The most threads a ring is measured with.
 pub const RING_MAX: usize = 4096;
@@ -77,18 +75,16 @@ pub fn measure(cpu: Option<usize>, ring_threads: usize) -> Result<Prices, String
                 let bound = cpu.filter(|&c| crate::sys::pin_current_thread(&[c]).is_ok());
                 let syscall_ns = median(|| time_syscalls(SYSCALLS));
                 let pipe_ns = median(|| time_pipe(PIPE_OPS).unwrap_or(f64::NAN));
-                // The partner thread is started from this one, so it is bound to the same CPU.
-                let round_trip_ns = median(|| time_round_trips(ROUND_TRIPS).unwrap_or(f64::NAN));
-                let ring = (2 < ring_threads && ring_threads <= RING_MAX).then(|| {
-                    let hop_ns = median(|| time_ring(ring_threads).unwrap_or(f64::NAN));
-                    Ring {
-                        threads: ring_threads,
-                        // Each hop is a write and a read beside the hand-off.
-                        handoff_ns: (hop_ns - pipe_ns).max(0.0),
-                    }
+                // The partner threads are started from this one, so they are bound to its CPU.
+                let hop_ns = |threads| median(|| time_ring(threads).unwrap_or(f64::NAN));
+                // Each hop is a write and a read beside the hand-off.
+                let handoff_ns = (hop_ns(2) - pipe_ns).max(0.0);
+                let ring = (2 < ring_threads && ring_threads <= RING_MAX).then(|| Ring {
+                    threads: ring_threads,
+                    handoff_ns: (hop_ns(ring_threads) - pipe_ns).max(0.0),
                 });
                 if pipe_ns.is_nan()
-                    || round_trip_ns.is_nan()
+                    || handoff_ns.is_nan()
                     || ring.is_some_and(|r| r.handoff_ns.is_nan())
                 {
                     return Err("a pipe or a thread could not be had".to_string());
@@ -96,7 +92,7 @@ pub fn measure(cpu: Option<usize>, ring_threads: usize) -> Result<Prices, String
                 Ok(Prices {
                     cpu: bound,
                     syscall_ns,
-                    handoff_ns: ((round_trip_ns - 2.0 * pipe_ns) / 2.0).max(0.0),
+                    handoff_ns,
                     ring,
                 })
             })
@@ -135,34 +131,6 @@ fn time_pipe(n: u32) -> std::io::Result<f64> {
         reader.read_exact(&mut byte)?;
     }
     Ok(start.elapsed().as_nanos() as f64 / f64::from(n))
-}
-
-/// Nanoseconds per round trip of one byte between this thread and a partner it starts, each
-/// blocking in a read until the other writes.
-fn time_round_trips(n: u32) -> std::io::Result<f64> {
-    let (mut to_partner_r, mut to_partner_w) = std::io::pipe()?;
-    let (mut from_partner_r, mut from_partner_w) = std::io::pipe()?;
-    std::thread::scope(|scope| {
-        let partner = scope.spawn(move || -> std::io::Result<()> {
-            let mut byte = [0u8; 1];
-            for _ in 0..n {
-                to_partner_r.read_exact(&mut byte)?;
-                from_partner_w.write_all(&byte)?;
-            }
-            Ok(())
-        });
-        let mut byte = [0u8; 1];
-        let start = Instant::now();
-        for _ in 0..n {
-            to_partner_w.write_all(&byte)?;
-            from_partner_r.read_exact(&mut byte)?;
-        }
-        let took = start.elapsed();
-        partner
-            .join()
-            .map_err(|_| std::io::Error::other("the partner thread panicked"))??;
-        Ok(took.as_nanos() as f64 / f64::from(n))
-    })
 }
 
 /// Nanoseconds per hop of one byte around a ring of `threads` threads (this one and partners it
