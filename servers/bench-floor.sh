@@ -93,7 +93,10 @@ measure() {
 }
 
 SERVERS=${SERVERS:-nginx floor thread epoll}
-[ "${SERVERS%% *}" = nginx ] || { echo "bench-floor: SERVERS must start with nginx (the ratios are to it): $SERVERS" >&2; exit 1; }
+if [ "${SERVERS%% *}" != nginx ]; then
+    echo "bench-floor: SERVERS must start with nginx (the ratios are to it): $SERVERS" >&2
+    exit 1
+fi
 echo "each server alone on CPU 0; loadtest run on CPU 1: -c$CONNECTIONS -t1 -d$DURATION after" \
     "a $WARMUP warm-up, keep-alive; us/req is the server's CPU microseconds per request;" \
     "floor is servers/examples/thread_floor.rs"
