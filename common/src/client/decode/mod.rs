@@ -348,20 +348,39 @@ impl ResponseDecoder {
                 return Err(ClientError::HeadTooLarge);
             }
         }
-        let end = match find_head_end(input, scanned.max(start)) {
-            Ok(end) => end,
-            Err(_) if input.len() > self.limits.max_head_bytes => {
-                return Err(ClientError::HeadTooLarge)
+        if start == input.len() {
+            // Nothing of a head yet (the usual end of a read: the last response was whole).
+            return Ok((0, None));
+        }
+        let head = if scanned == 0 {
+            // The usual case: the whole head came at once, and one pass of the parser finds both
+            // its end and its fields.
+            match self.parse_head(&input[start..], start)? {
+                Some(head) => head,
+                // An end the parser did not take for one is a malformed head.
+                None => match find_head_end(input, start) {
+                    Ok(_) => return Err(ClientError::BadHead),
+                    Err(resume) => return self.await_head(input.len(), resume),
+                },
             }
-            Err(resume) => {
-                self.state = State::Head { scanned: resume };
-                return Ok((0, None));
+        } else {
+            // The head came in pieces: look for its end from where the last search stopped, so
+            // that no piece is parsed again, and parse it once it is all here.
+            let end = match find_head_end(input, scanned.max(start)) {
+                Ok(end) => end,
+                Err(resume) => return self.await_head(input.len(), resume),
+            };
+            if end > self.limits.max_head_bytes {
+                return Err(ClientError::HeadTooLarge);
+            }
+            match self.parse_head(&input[start..end], start)? {
+                Some(head) if head.len == end => head,
+                _ => return Err(ClientError::BadHead),
             }
         };
-        if end > self.limits.max_head_bytes {
+        if head.len > self.limits.max_head_bytes {
             return Err(ClientError::HeadTooLarge);
         }
-        let head = self.parse_head(&input[start..end], end)?;
         self.status = head.status;
         self.keep_alive = head.keep_alive;
         self.state = match head.body {
@@ -371,11 +390,26 @@ impl ResponseDecoder {
             BodyKind::Chunked => State::ChunkSize,
             BodyKind::UntilClose => State::UntilClose,
         };
-        Ok((end, Some(Event::Head(head))))
+        Ok((head.len, Some(Event::Head(head))))
     }
 
-    /// Parses a complete head (leading empty lines already skipped); `len` is its full length.
-    fn parse_head(&self, head: &[u8], len: usize) -> Result<ResponseHead, ClientError> {
+    /// The `len` bytes at hand hold no complete head: refuses a head that has outgrown the
+    /// limit, or remembers where to resume the search for its end.
+    fn await_head<'a>(
+        &mut self,
+        len: usize,
+        resume: usize,
+    ) -> Result<(usize, Option<Event<'a>>), ClientError> {
+        if len > self.limits.max_head_bytes {
+            return Err(ClientError::HeadTooLarge);
+        }
+        self.state = State::Head { scanned: resume };
+        Ok((0, None))
+    }
+
+    /// Parses the head at the start of `head` (leading empty lines already skipped, `skipped`
+    /// bytes of them): `None` while it is incomplete.
+    fn parse_head(&self, head: &[u8], skipped: usize) -> Result<Option<ResponseHead>, ClientError> {
         let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let storage = &mut storage[..self.limits.max_headers.min(MAX_HEADERS)];
         let mut parsed = httparse::Response::new(&mut []);
@@ -384,13 +418,13 @@ impl ResponseDecoder {
             head,
             storage,
         );
-        match status {
-            Ok(httparse::Status::Complete(n)) if n == head.len() => {}
-            Ok(_) => return Err(ClientError::BadHead),
+        let len = match status {
+            Ok(httparse::Status::Complete(n)) => skipped + n,
+            Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => return Err(ClientError::TooManyHeaders),
             Err(httparse::Error::Version) => return Err(ClientError::BadVersion),
             Err(_) => return Err(ClientError::BadHead),
-        }
+        };
         let status = parsed.code.ok_or(ClientError::BadHead)?;
         if !(100..=599).contains(&status) {
             return Err(ClientError::BadStatus);
@@ -450,13 +484,13 @@ impl ResponseDecoder {
             Version::Http10 => keep_alive && !close,
         } && body != BodyKind::UntilClose
             && status != 101;
-        Ok(ResponseHead {
+        Ok(Some(ResponseHead {
             status,
             version,
             body,
             keep_alive,
             len,
-        })
+        }))
     }
 }
 

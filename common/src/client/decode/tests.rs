@@ -358,6 +358,19 @@ fn response_table_byte_at_a_time() {
     }
 }
 
+/// Two reads, cut at every point: the first read's head is parsed in one pass when it is whole,
+/// and searched for its end (then parsed once) when it is not.
+#[test]
+fn response_table_in_two_reads_cut_anywhere() {
+    for (name, head, input, expect) in cases() {
+        for cut in 0..=input.len() {
+            let (first, second) = input.split_at(cut);
+            let got = drive(head, ClientLimits::default(), [first, second].into_iter());
+            assert_eq!(got, expect, "{name}, cut at {cut}");
+        }
+    }
+}
+
 #[test]
 fn response_table_with_trailing_bytes() {
     for (name, head, input, expect) in cases() {
