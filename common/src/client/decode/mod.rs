@@ -352,35 +352,22 @@ impl ResponseDecoder {
             // Nothing of a head yet (the usual end of a read: the last response was whole).
             return Ok((0, None));
         }
-        let head = if scanned == 0 {
-            // The usual case: the whole head came at once, and one pass of the parser finds both
-            // its end and its fields.
-            match self.parse_head(&input[start..], start)? {
-                Some(head) => head,
-                // An end the parser did not take for one is a malformed head.
-                None => match find_head_end(input, start) {
-                    Ok(_) => return Err(ClientError::BadHead),
-                    Err(resume) => return self.await_head(input.len(), resume),
-                },
-            }
+        // The usual case: the whole head came at once, and one pass of the parser finds both its
+        // end and its fields. A head still incomplete, or one the parser refuses, is judged as
+        // one that came in pieces is, once its end is here or the limit is crossed, so that the
+        // verdict does not depend on how the bytes arrived.
+        let whole = if scanned == 0 {
+            self.parse_head(&input[start..], start).ok().flatten()
         } else {
-            // The head came in pieces: look for its end from where the last search stopped, so
-            // that no piece is parsed again, and parse it once it is all here.
-            let end = match find_head_end(input, scanned.max(start)) {
-                Ok(end) => end,
-                Err(resume) => return self.await_head(input.len(), resume),
-            };
-            if end > self.limits.max_head_bytes {
-                return Err(ClientError::HeadTooLarge);
-            }
-            match self.parse_head(&input[start..end], start)? {
-                Some(head) if head.len == end => head,
-                _ => return Err(ClientError::BadHead),
-            }
+            None
         };
-        if head.len > self.limits.max_head_bytes {
-            return Err(ClientError::HeadTooLarge);
-        }
+        let head = match whole {
+            Some(head) if head.len <= self.limits.max_head_bytes => head,
+            _ => match self.head_in_pieces(input, start, scanned.max(start))? {
+                Some(head) => head,
+                None => return Ok((0, None)),
+            },
+        };
         self.status = head.status;
         self.keep_alive = head.keep_alive;
         self.state = match head.body {
@@ -393,18 +380,32 @@ impl ResponseDecoder {
         Ok((head.len, Some(Event::Head(head))))
     }
 
-    /// The `len` bytes at hand hold no complete head: refuses a head that has outgrown the
-    /// limit, or remembers where to resume the search for its end.
-    fn await_head<'a>(
+    /// Looks for the end of the head that starts at `start`, from `from` on (so that no piece
+    /// of a head that comes in pieces is searched twice), and parses it once it is all here:
+    /// `None`, with where to resume, while it is incomplete.
+    fn head_in_pieces(
         &mut self,
-        len: usize,
-        resume: usize,
-    ) -> Result<(usize, Option<Event<'a>>), ClientError> {
-        if len > self.limits.max_head_bytes {
+        input: &[u8],
+        start: usize,
+        from: usize,
+    ) -> Result<Option<ResponseHead>, ClientError> {
+        let end = match find_head_end(input, from) {
+            Ok(end) => end,
+            Err(_) if input.len() > self.limits.max_head_bytes => {
+                return Err(ClientError::HeadTooLarge)
+            }
+            Err(resume) => {
+                self.state = State::Head { scanned: resume };
+                return Ok(None);
+            }
+        };
+        if end > self.limits.max_head_bytes {
             return Err(ClientError::HeadTooLarge);
         }
-        self.state = State::Head { scanned: resume };
-        Ok((0, None))
+        match self.parse_head(&input[start..end], start)? {
+            Some(head) if head.len == end => Ok(Some(head)),
+            _ => Err(ClientError::BadHead),
+        }
     }
 
     /// Parses the head at the start of `head` (leading empty lines already skipped, `skipped`

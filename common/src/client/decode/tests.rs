@@ -426,6 +426,30 @@ fn head_limits_are_enforced() {
     assert_eq!(got, Err(ClientError::TooManyHeaders));
 }
 
+/// A malformed head gets one verdict however its bytes arrive: over the limit it is too large,
+/// within it malformed, whether it came whole or a byte at a time.
+#[test]
+fn a_malformed_head_has_one_verdict_however_it_arrives() {
+    let limits = ClientLimits {
+        max_head_bytes: 64,
+        ..ClientLimits::default()
+    };
+    let long = format!(
+        "HTTP/1.1 200 OK\r\nBad Name: x\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(100)
+    );
+    let short = b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n";
+    for (bytes, verdict) in [
+        (long.as_bytes(), ClientError::HeadTooLarge),
+        (&short[..], ClientError::BadHead),
+    ] {
+        let whole = drive(false, limits, std::iter::once(bytes));
+        assert_eq!(whole, Err(verdict), "whole");
+        let bytewise = drive(false, limits, bytes.chunks(1));
+        assert_eq!(bytewise, Err(verdict), "one byte at a time");
+    }
+}
+
 #[test]
 fn long_chunk_line_is_refused() {
     let limits = ClientLimits {
